@@ -1,0 +1,47 @@
+"""Litestar app factory."""
+
+from __future__ import annotations
+
+import logging
+
+from litestar import Litestar, get
+from litestar.datastructures import State
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+
+from api.errors import EXCEPTION_HANDLERS
+from api.public import PublicController
+from domain.config import Settings
+from domain.db import Database
+
+
+@get("/health/live", tags=["health"], summary="Process is up")
+async def live() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or Settings.from_env()
+
+    async def startup(app: Litestar) -> None:
+        app.state.db = Database(settings)
+
+    async def shutdown(app: Litestar) -> None:
+        await app.state.db.dispose()
+
+    logging.basicConfig(level=logging.INFO)
+    return Litestar(
+        route_handlers=[PublicController, live],
+        state=State({"settings": settings}),
+        on_startup=[startup],
+        on_shutdown=[shutdown],
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="crm-sync",
+            version="0.1.0",
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        ),
+        debug=settings.debug,
+    )

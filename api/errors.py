@@ -1,0 +1,96 @@
+"""Every error leaves the API as JSON naming the field at fault, mapped in one table."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import (
+    HTTP_400_BAD_REQUEST,
+    HTTP_404_NOT_FOUND,
+    HTTP_409_CONFLICT,
+    HTTP_422_UNPROCESSABLE_ENTITY,
+    HTTP_500_INTERNAL_SERVER_ERROR,
+)
+
+from domain.errors import (
+    DomainError,
+    DuplicateEmail,
+    IdempotencyKeyReused,
+    IllegalTransition,
+    NotFound,
+)
+
+log = logging.getLogger(__name__)
+
+STATUS_FOR: dict[type[DomainError], tuple[int, str]] = {
+    DuplicateEmail: (HTTP_409_CONFLICT, "duplicate_email"),
+    IdempotencyKeyReused: (HTTP_422_UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
+    IllegalTransition: (HTTP_409_CONFLICT, "illegal_transition"),
+    NotFound: (HTTP_404_NOT_FOUND, "not_found"),
+}
+
+
+def error_body(
+    status: int, error: str, detail: str, errors: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    errors = errors or []
+    return {
+        "status": status,
+        "error": error,
+        "detail": detail,
+        "field": errors[0]["field"] if errors else None,
+        "errors": errors,
+    }
+
+
+def _field_of(item: dict[str, Any]) -> str:
+    key = item.get("key")
+    if key:
+        return str(key)
+    message = str(item.get("message", ""))
+    return message.split(" ", 1)[0] if " must " in message else "body"
+
+
+def on_validation(_: Request, exc: ValidationException) -> Response:
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    errors = [{"field": _field_of(e), "message": str(e.get("message", ""))} for e in extra]
+    if not errors:
+        # Litestar reports undecodable JSON without a key: the body as a whole is at fault.
+        errors = [{"field": "body", "message": exc.detail}]
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    return Response(error_body(HTTP_400_BAD_REQUEST, "invalid_request", detail, errors), status_code=400)
+
+
+def on_http(_: Request, exc: HTTPException) -> Response:
+    # Framework-raised client errors (undecodable JSON, 413, 415) concern the body as a whole.
+    errors = [{"field": "body", "message": exc.detail}] if 400 <= exc.status_code < 500 else None
+    return Response(
+        error_body(exc.status_code, "http_error", exc.detail, errors),
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
+
+
+def on_domain(_: Request, exc: DomainError) -> Response:
+    status, code = STATUS_FOR.get(type(exc), (HTTP_400_BAD_REQUEST, "invalid_request"))
+    errors = [{"field": exc.field, "message": exc.message}] if exc.field else None
+    return Response(error_body(status, code, exc.message, errors), status_code=status)
+
+
+def on_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return Response(
+        error_body(HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "internal server error"),
+        status_code=HTTP_500_INTERNAL_SERVER_ERROR,
+    )
+
+
+EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+    ValidationException: on_validation,
+    HTTPException: on_http,
+    DomainError: on_domain,
+    Exception: on_unexpected,
+}

@@ -1,0 +1,133 @@
+"""The public write API on the seed's paths. Handlers parse, call one use case, answer."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+import msgspec
+from litestar import Controller, Request, Response, post
+from litestar.datastructures import State
+from litestar.params import HeaderParameter, JSONBody
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from domain import idempotency
+from domain.commands import Register, Subscribe, SubmitForm, SubmitRfq
+from domain.config import Settings
+from domain.db import Database
+from domain.services import Origin
+from domain.services.forms import FormSubmitted, submit_form
+from domain.services.newsletter import Subscription, Unsubscription, subscribe, unsubscribe
+from domain.services.registration import Registered, register
+from domain.services.rfq import QuoteSubmitted, submit_rfq
+
+IdempotencyKey = Annotated[
+    str | None,
+    HeaderParameter(
+        name="Idempotency-Key",
+        required=False,
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Repeats with the same key within 24 h return the first response.",
+    ),
+]
+
+
+def origin_of(request: Request) -> Origin:
+    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+    return Origin(
+        ip_address=request.client.host if request.client else None,
+        user_agent=(request.headers.get("user-agent") or "")[:512] or None,
+        request_id=request_id[:64],
+    )
+
+
+async def respond(
+    request: Request,
+    state: State,
+    use_case: Callable[[AsyncConnection], Awaitable[msgspec.Struct]],
+    key: str | None,
+    status_code: int,
+    one_statement: bool = False,
+) -> Response:
+    settings: Settings = state.settings
+    db: Database = state.db
+    outcome = await idempotency.run(
+        db,
+        use_case,
+        status_code=status_code,
+        scope=request.url.path,
+        key=key,
+        request_body=await request.body() if key else b"",
+        ttl=settings.idempotency_ttl,
+        one_statement=one_statement,
+    )
+    headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
+    after_commit = state.get("after_commit")
+    if after_commit is not None and not outcome.replayed:
+        after_commit()
+    return Response(
+        content=outcome.body,
+        status_code=outcome.status_code,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+class PublicController(Controller):
+    tags = ["public"]
+
+    @post("/api/forms/submit", status_code=201, summary="Submit a website form")
+    async def submit_form(
+        self, request: Request, state: State, data: JSONBody[SubmitForm], idempotency_key: IdempotencyKey
+    ) -> Response[FormSubmitted]:
+        origin, routes = origin_of(request), state.settings.routes
+        return await respond(
+            request,
+            state,
+            lambda conn: submit_form(conn, data, origin, routes),
+            idempotency_key,
+            201,
+            one_statement=True,
+        )
+
+    @post("/api/auth/register", status_code=201, summary="Register a customer account")
+    async def register(
+        self, request: Request, state: State, data: JSONBody[Register], idempotency_key: IdempotencyKey
+    ) -> Response[Registered]:
+        origin, routes = origin_of(request), state.settings.routes
+        return await respond(
+            request, state, lambda conn: register(conn, data, origin, routes), idempotency_key, 201
+        )
+
+    @post("/api/newsletter-subscribe", status_code=201, summary="Subscribe to the newsletter")
+    async def newsletter_subscribe(
+        self, request: Request, state: State, data: JSONBody[Subscribe], idempotency_key: IdempotencyKey
+    ) -> Response[Subscription]:
+        origin, routes = origin_of(request), state.settings.routes
+        return await respond(
+            request,
+            state,
+            lambda conn: subscribe(conn, data.email, origin, routes),
+            idempotency_key,
+            201,
+        )
+
+    @post("/api/newsletter-unsubscribe", status_code=200, summary="Unsubscribe from the newsletter")
+    async def newsletter_unsubscribe(
+        self, request: Request, state: State, data: JSONBody[Subscribe], idempotency_key: IdempotencyKey
+    ) -> Response[Unsubscription]:
+        return await respond(
+            request, state, lambda conn: unsubscribe(conn, data.email), idempotency_key, 200
+        )
+
+    @post("/api/v1/rfq/submit", status_code=201, summary="Submit a request for quotation")
+    async def submit_rfq(
+        self, request: Request, state: State, data: JSONBody[SubmitRfq], idempotency_key: IdempotencyKey
+    ) -> Response[QuoteSubmitted]:
+        origin, routes = origin_of(request), state.settings.routes
+        return await respond(
+            request, state, lambda conn: submit_rfq(conn, data, origin, routes), idempotency_key, 201
+        )

@@ -1,0 +1,1 @@
+"""crm-sync domain: models, rules and use cases. Imports neither Litestar nor Celery."""

@@ -1,0 +1,187 @@
+"""One typed settings object, read once from the environment."""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+from domain.enums import NotificationType
+from domain.rules import DEFAULT_TARGET, Route
+
+
+class ConfigError(ValueError):
+    """A malformed setting; the message names the environment variable."""
+
+
+class Secret:
+    """A string that never prints itself."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A target system: push URL and signing secrets, and/or an API key for pull mode."""
+
+    name: str
+    url: str | None = None
+    secrets: tuple[Secret, ...] = ()
+    events: frozenset[NotificationType] | None = None
+    api_key: Secret | None = None
+
+    @property
+    def route(self) -> Route:
+        return Route(self.name, self.events)
+
+
+DEFAULT_SQLITE_URL = "sqlite:///./crm.db"
+_TARGET_VAR = re.compile(r"^CRM_TARGET_([A-Z0-9_]+?)_(URL|SECRET|EVENTS|API_KEY)$")
+_WHSEC = re.compile(r"^whsec_[A-Za-z0-9+/=]+$")
+
+
+def async_url(url: str) -> str:
+    """Map a plain DATABASE_URL to the async driver SQLAlchemy uses in the API."""
+    if url.startswith(("postgres://", "postgresql://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    if url.startswith("sqlite://") and "+" not in url.split("://", 1)[0]:
+        return "sqlite+aiosqlite://" + url.split("://", 1)[1]
+    return url
+
+
+def sync_url(url: str) -> str:
+    """Map DATABASE_URL to a synchronous driver (Alembic, Celery tasks, tests)."""
+    if url.startswith(("postgres://", "postgresql://", "postgresql+psycopg_async://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    if url.startswith("sqlite+aiosqlite://"):
+        return "sqlite://" + url.split("://", 1)[1]
+    return url
+
+
+def _parse_secret(var: str, raw: str) -> tuple[Secret, ...]:
+    secrets = []
+    for part in raw.split():
+        if not _WHSEC.match(part):
+            raise ConfigError(f"{var}: each secret must look like whsec_<base64>")
+        try:
+            key = base64.b64decode(part.removeprefix("whsec_"), validate=True)
+        except ValueError as exc:
+            raise ConfigError(f"{var}: a secret is not valid base64") from exc
+        if len(key) < 16:
+            raise ConfigError(f"{var}: a secret must hold at least 16 bytes")
+        secrets.append(Secret(part))
+    if not secrets:
+        raise ConfigError(f"{var}: is empty")
+    return tuple(secrets)
+
+
+def _parse_events(var: str, raw: str) -> frozenset[NotificationType]:
+    events = set()
+    for name in (p.strip().upper() for p in raw.split(",")):
+        if not name:
+            continue
+        try:
+            events.add(NotificationType(name))
+        except ValueError as exc:
+            known = ", ".join(t.value for t in NotificationType)
+            raise ConfigError(f"{var}: unknown notification type {name!r} (known: {known})") from exc
+    if not events:
+        raise ConfigError(f"{var}: names no notification type")
+    return frozenset(events)
+
+
+def parse_targets(env: Mapping[str, str]) -> tuple[Target, ...]:
+    """Read CRM_TARGET_<NAME>_{URL,SECRET,EVENTS,API_KEY}; fail loudly, naming the variable."""
+    raw: dict[str, dict[str, str]] = {}
+    for key, value in env.items():
+        m = _TARGET_VAR.match(key)
+        if m:
+            raw.setdefault(m.group(1), {})[m.group(2)] = value.strip()
+    targets = []
+    for name, parts in sorted(raw.items()):
+        prefix = f"CRM_TARGET_{name}_"
+        url = parts.get("URL") or None
+        if url is not None and not re.match(r"^https?://[^\s/]+", url):
+            raise ConfigError(f"{prefix}URL: must be an http(s) URL")
+        secrets: tuple[Secret, ...] = ()
+        if "SECRET" in parts:
+            secrets = _parse_secret(prefix + "SECRET", parts["SECRET"])
+        if url is not None and not secrets:
+            raise ConfigError(f"{prefix}SECRET: required when {prefix}URL is set")
+        api_key = Secret(parts["API_KEY"]) if parts.get("API_KEY") else None
+        if url is None and api_key is None:
+            raise ConfigError(f"{prefix}URL: a target needs a URL (push) or an API_KEY (pull)")
+        events = _parse_events(prefix + "EVENTS", parts["EVENTS"]) if "EVENTS" in parts else None
+        targets.append(Target(name, url, secrets, events, api_key))
+    return tuple(targets)
+
+
+def _int(env: Mapping[str, str], var: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(var)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{var}: must be an integer") from exc
+    if value < minimum:
+        raise ConfigError(f"{var}: must be >= {minimum}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_SQLITE_URL
+    targets: tuple[Target, ...] = ()
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    max_body_bytes: int = 64 * 1024
+    idempotency_ttl: timedelta = timedelta(hours=24)
+    db_pool_size: int = 10
+    debug: bool = False
+
+    @property
+    def routes(self) -> tuple[Route, ...]:
+        """Routing table; with no target configured every type goes to BZION_HUB."""
+        if not self.targets:
+            return (Route(DEFAULT_TARGET),)
+        return tuple(t.route for t in self.targets)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def target(self, name: str) -> Target | None:
+        return next((t for t in self.targets if t.name == name), None)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        return cls(
+            database_url=env.get("DATABASE_URL") or DEFAULT_SQLITE_URL,
+            targets=parse_targets(env),
+            broker_url=env.get("CELERY_BROKER_URL") or "redis://127.0.0.1:6379/0",
+            max_body_bytes=_int(env, "CRM_MAX_BODY_BYTES", 64 * 1024, 1024),
+            idempotency_ttl=timedelta(hours=_int(env, "CRM_IDEMPOTENCY_TTL_HOURS", 24, 1)),
+            db_pool_size=_int(env, "CRM_DB_POOL_SIZE", 10, 1),
+            debug=env.get("CRM_DEBUG", "") in ("1", "true", "yes"),
+        )

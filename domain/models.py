@@ -1,0 +1,307 @@
+"""SQLAlchemy 2.0 models of the seed's entities, with its snake_case table and column names."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Computed,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    Uuid,
+    case,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from domain.enums import (
+    CustomerStatus,
+    CustomerType,
+    FormSubmissionStatus,
+    FormType,
+    LeadStatus,
+    LeadType,
+    MessageSender,
+    NotificationPriority,
+    NotificationStatus,
+    NotificationType,
+    QuoteEventType,
+    QuoteStatus,
+    SubscriberStatus,
+    UserRole,
+)
+from domain.rules import PRIORITY_RANK
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def enum_column(enum: type[StrEnum], name: str) -> Enum:
+    """A VARCHAR with a CHECK constraint: enums are checked on write on every database."""
+    return Enum(
+        enum,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=32,
+        values_callable=lambda e: [m.value for m in e],
+        validate_strings=True,
+    )
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class TimestampMixin:
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=text("CURRENT_TIMESTAMP")
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True),
+        default=utcnow,
+        onupdate=utcnow,
+        server_default=text("CURRENT_TIMESTAMP"),
+    )
+
+
+class User(TimestampMixin, Base):
+    __tablename__ = "users"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    first_name: Mapped[str | None] = mapped_column(String(200))
+    last_name: Mapped[str | None] = mapped_column(String(200))
+    company_name: Mapped[str | None] = mapped_column(String(200))
+    role: Mapped[UserRole] = mapped_column(enum_column(UserRole, "user_role"))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+
+
+class Customer(TimestampMixin, Base):
+    __tablename__ = "customers"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    external_id: Mapped[str | None] = mapped_column(String(100), unique=True)
+    source: Mapped[str] = mapped_column(String(50))
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    first_name: Mapped[str | None] = mapped_column(String(200))
+    last_name: Mapped[str | None] = mapped_column(String(200))
+    company_name: Mapped[str | None] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(50))
+    customer_type: Mapped[CustomerType] = mapped_column(enum_column(CustomerType, "customer_type"))
+    status: Mapped[CustomerStatus] = mapped_column(
+        enum_column(CustomerStatus, "customer_status"), default=CustomerStatus.ACTIVE
+    )
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONType)
+
+    quotes: Mapped[list[Quote]] = relationship(back_populates="customer")
+
+
+class Lead(TimestampMixin, Base):
+    __tablename__ = "leads"
+    __table_args__ = (
+        CheckConstraint("lead_score BETWEEN 0 AND 100", name="lead_score_range"),
+        Index("idx_leads_email", "email"),
+        Index("idx_leads_status", "status"),
+        Index("idx_leads_created_at", text("created_at DESC")),
+        Index("idx_leads_score_created", text("lead_score DESC"), text("created_at DESC")),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    email: Mapped[str] = mapped_column(String(254))
+    name: Mapped[str | None] = mapped_column(String(200))
+    company_name: Mapped[str | None] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(50))
+    type: Mapped[LeadType] = mapped_column(enum_column(LeadType, "lead_type"))
+    source: Mapped[str] = mapped_column(String(50))
+    status: Mapped[LeadStatus] = mapped_column(
+        enum_column(LeadStatus, "lead_status"), default=LeadStatus.NEW
+    )
+    lead_score: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    assigned_to: Mapped[str | None] = mapped_column(String(254))
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONType)
+    converted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class FormSubmission(Base):
+    __tablename__ = "form_submissions"
+    __table_args__ = (Index("idx_form_submissions_created_at", text("created_at DESC")),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    form_type: Mapped[FormType] = mapped_column(enum_column(FormType, "form_type"))
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    ip_address: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+    status: Mapped[FormSubmissionStatus] = mapped_column(
+        enum_column(FormSubmissionStatus, "form_submission_status"),
+        default=FormSubmissionStatus.NEW,
+    )
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=text("CURRENT_TIMESTAMP")
+    )
+
+
+class NewsletterSubscriber(Base):
+    __tablename__ = "newsletter_subscribers"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    # The unique constraint's index serves the seed's idx_newsletter_subscribers_email lookups.
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    source: Mapped[str] = mapped_column(String(50))
+    status: Mapped[SubscriberStatus] = mapped_column(
+        enum_column(SubscriberStatus, "subscriber_status")
+    )
+    subscribed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=text("CURRENT_TIMESTAMP")
+    )
+    unsubscribed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONType)
+
+
+class CrmNotification(Base):
+    """The outbox: one row per event and target system, read once the target acknowledges."""
+
+    __tablename__ = "crm_notifications"
+    __table_args__ = (
+        Index("idx_crm_notifications_read", "target_system", "read"),
+        Index("idx_crm_notifications_created_at", text("created_at DESC")),
+        # Serves the unread poll: per target, highest priority first, oldest first.
+        Index(
+            "idx_crm_notifications_unread",
+            "target_system",
+            text("priority_rank DESC"),
+            "created_at",
+            postgresql_where=text("read = false"),
+            sqlite_where=text("read = 0"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    type: Mapped[NotificationType] = mapped_column(enum_column(NotificationType, "notif_type"))
+    target_system: Mapped[str] = mapped_column(String(50))
+    priority: Mapped[NotificationPriority] = mapped_column(
+        enum_column(NotificationPriority, "notif_priority"), default=NotificationPriority.NORMAL
+    )
+    priority_rank: Mapped[int] = mapped_column(
+        SmallInteger,
+        Computed(
+            case({p.value: r for p, r in PRIORITY_RANK.items()}, value=text("priority")), persisted=True
+        ),
+    )
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    read: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    read_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=text("CURRENT_TIMESTAMP")
+    )
+    request_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class Quote(TimestampMixin, Base):
+    __tablename__ = "quotes"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    reference: Mapped[str] = mapped_column(String(32), unique=True)
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"), index=True)
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    status: Mapped[QuoteStatus] = mapped_column(
+        enum_column(QuoteStatus, "quote_status"), default=QuoteStatus.SUBMITTED
+    )
+    email: Mapped[str] = mapped_column(String(254))
+    name: Mapped[str | None] = mapped_column(String(200))
+    company_name: Mapped[str | None] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(50))
+    message: Mapped[str | None] = mapped_column(Text)
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONType)
+
+    customer: Mapped[Customer] = relationship(back_populates="quotes")
+    lines: Mapped[list[QuoteLine]] = relationship(back_populates="quote", order_by="QuoteLine.position")
+
+
+class QuoteLine(Base):
+    __tablename__ = "quote_lines"
+    __table_args__ = (CheckConstraint("quantity > 0", name="quantity_positive"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    quote_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("quotes.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    sku: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(String(200))
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit: Mapped[str | None] = mapped_column(String(32))
+
+    quote: Mapped[Quote] = relationship(back_populates="lines")
+
+
+class QuoteEvent(Base):
+    __tablename__ = "quote_events"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    quote_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("quotes.id", ondelete="CASCADE"), index=True
+    )
+    type: Mapped[QuoteEventType] = mapped_column(enum_column(QuoteEventType, "quote_event_type"))
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    actor: Mapped[str | None] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=text("CURRENT_TIMESTAMP")
+    )
+
+
+class NegotiationMessage(Base):
+    __tablename__ = "negotiation_messages"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    quote_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("quotes.id", ondelete="CASCADE"), index=True
+    )
+    sender: Mapped[MessageSender] = mapped_column(enum_column(MessageSender, "message_sender"))
+    sender_id: Mapped[str | None] = mapped_column(String(100))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=text("CURRENT_TIMESTAMP")
+    )
+
+
+class IdempotencyKey(Base):
+    """First response to a request carrying an Idempotency-Key, replayed for repeats."""
+
+    __tablename__ = "idempotency_keys"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(100), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(SmallInteger)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=text("CURRENT_TIMESTAMP"),
+        index=True,
+    )

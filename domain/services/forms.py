@@ -1,0 +1,97 @@
+"""POST /api/forms/submit: FormSubmission + scored Lead + NEW_FORM_SUBMISSION, one statement."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from domain.commands import SubmitForm
+from domain.enums import FormSubmissionStatus, LeadStatus, NotificationType
+from domain.models import FormSubmission, Lead, utcnow
+from domain.outbox import NOTIFICATIONS, insert_all, notification_rows
+from domain.rules import Route, attribution, rule_for_form
+from domain.services import Origin
+
+WEB_FORM_SOURCE = "web_form"
+
+
+class FormSubmitted(msgspec.Struct, rename="camel"):
+    form_submission_id: uuid.UUID
+    lead_id: uuid.UUID
+    notification_id: uuid.UUID | None
+    notification_ids: list[uuid.UUID]
+    lead_score: int
+    success: bool = True
+
+
+async def submit_form(
+    conn: AsyncConnection, cmd: SubmitForm, origin: Origin, routes: Iterable[Route]
+) -> FormSubmitted:
+    rule = rule_for_form(cmd.form_type)
+    now = utcnow()
+    form_id, lead_id = uuid.uuid4(), uuid.uuid4()
+    metadata = cmd.metadata or {}
+    contact: dict[str, Any] = {
+        "email": cmd.email,
+        "name": cmd.name,
+        "companyName": cmd.company_name,
+        "phone": cmd.phone,
+        "message": cmd.message,
+    }
+    form_row = {
+        "id": form_id,
+        "form_type": cmd.form_type,
+        "data": {**metadata, **contact},
+        "ip_address": origin.ip_address,
+        "user_agent": origin.user_agent,
+        "status": FormSubmissionStatus.NEW,
+        "created_at": now,
+    }
+    lead_row = {
+        "id": lead_id,
+        "email": cmd.email,
+        "name": cmd.name,
+        "company_name": cmd.company_name,
+        "phone": cmd.phone,
+        "type": rule.lead_type,
+        "source": WEB_FORM_SOURCE,
+        "status": LeadStatus.NEW,
+        "lead_score": rule.score,
+        "metadata": {
+            "formSubmissionId": str(form_id),
+            "formType": cmd.form_type.value,
+            **attribution(metadata),
+        },
+        "created_at": now,
+        "updated_at": now,
+    }
+    data = {
+        "formSubmissionId": str(form_id),
+        "leadId": str(lead_id),
+        "formType": cmd.form_type.value,
+        "email": cmd.email,
+        "name": cmd.name,
+        "companyName": cmd.company_name,
+        "phone": cmd.phone,
+        "leadScore": rule.score,
+        "submittedAt": now.isoformat(),
+        "ipAddress": origin.ip_address,
+        "userAgent": origin.user_agent,
+    }
+    notes = notification_rows(
+        NotificationType.NEW_FORM_SUBMISSION, data, routes, now, rule.score, origin.request_id
+    )
+    await insert_all(
+        conn,
+        [
+            (FormSubmission.__table__, [form_row]),  # type: ignore[list-item]
+            (Lead.__table__, [lead_row]),  # type: ignore[list-item]
+            (NOTIFICATIONS, notes),
+        ],
+    )
+    ids = [n["id"] for n in notes]
+    return FormSubmitted(form_id, lead_id, ids[0] if ids else None, ids, rule.score)

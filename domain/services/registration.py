@@ -1,0 +1,138 @@
+"""POST /api/auth/register: a User, and a linked Customer that never blocks the signup."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable
+
+import msgspec
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from domain.commands import Register
+from domain.enums import CustomerSource, CustomerStatus, CustomerType, NotificationType, UserRole
+from domain.errors import DuplicateEmail
+from domain.models import Customer, User, utcnow
+from domain.outbox import NOTIFICATIONS, insert_all, notification_rows
+from domain.passwords import hash_password
+from domain.rules import Route, split_name
+from domain.services import Origin
+
+log = logging.getLogger(__name__)
+USERS = User.__table__
+CUSTOMERS = Customer.__table__
+
+
+class RegisteredUser(msgspec.Struct, rename="camel"):
+    id: uuid.UUID
+    email: str
+    name: str
+    company: str | None
+    role: UserRole
+
+
+class Registered(msgspec.Struct, rename="camel"):
+    user: RegisteredUser
+    customer_id: uuid.UUID | None
+    customer_linked: bool
+    success: bool = True
+
+
+async def register(
+    conn: AsyncConnection, cmd: Register, origin: Origin, routes: Iterable[Route]
+) -> Registered:
+    taken = await conn.execute(select(USERS.c.id).where(USERS.c.email == cmd.email))
+    if taken.first() is not None:
+        raise DuplicateEmail("an account with this email already exists")
+    now = utcnow()
+    user_id = uuid.uuid4()
+    first, last = split_name(cmd.name)
+    try:
+        async with conn.begin_nested():
+            await conn.execute(
+                insert(USERS).values(
+                    id=user_id,
+                    email=cmd.email,
+                    password_hash=await hash_password(cmd.password),
+                    first_name=first,
+                    last_name=last,
+                    company_name=cmd.company,
+                    role=UserRole.CUSTOMER,
+                    is_active=True,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+    except IntegrityError as exc:  # a concurrent signup with the same email won the race
+        raise DuplicateEmail("an account with this email already exists") from exc
+
+    customer_id: uuid.UUID | None = None
+    linked = False
+    try:
+        async with conn.begin_nested():  # CRM never blocks signup: a failure stays in here
+            customer_id, linked = await _attach_customer(conn, cmd, user_id, origin, routes)
+    except Exception:
+        log.exception("customer record for new user %s failed; signup continues", user_id)
+        customer_id, linked = None, False
+    user = RegisteredUser(user_id, cmd.email, cmd.name, cmd.company, UserRole.CUSTOMER)
+    return Registered(user, customer_id, linked)
+
+
+async def _attach_customer(
+    conn: AsyncConnection, cmd: Register, user_id: uuid.UUID, origin: Origin, routes: Iterable[Route]
+) -> tuple[uuid.UUID, bool]:
+    """Link the Customer that already has this email (import, conversion) or create one."""
+    now = utcnow()
+    existing = (
+        await conn.execute(
+            select(CUSTOMERS.c.id, CUSTOMERS.c.external_id).where(CUSTOMERS.c.email == cmd.email)
+        )
+    ).first()
+    first, last = split_name(cmd.name)
+    if existing is not None:
+        customer_id, linked = existing.id, True
+        if existing.external_id is None:
+            await conn.execute(
+                update(CUSTOMERS)
+                .where(CUSTOMERS.c.id == customer_id)
+                .values(external_id=str(user_id), status=CustomerStatus.ACTIVE, updated_at=now)
+            )
+        else:
+            log.warning("customer %s is already linked to %s", customer_id, existing.external_id)
+        rows = []
+    else:
+        customer_id, linked = uuid.uuid4(), False
+        rows = [
+            {
+                "id": customer_id,
+                "external_id": str(user_id),
+                "email": cmd.email,
+                "first_name": first,
+                "last_name": last,
+                "company_name": cmd.company,
+                "source": CustomerSource.B2B_PLATFORM.value,
+                "customer_type": CustomerType.RETAILER,
+                "status": CustomerStatus.ACTIVE,
+                "metadata": {"registeredVia": "b2b-website", "registrationDate": now.isoformat()},
+                "created_at": now,
+                "updated_at": now,
+            }
+        ]
+    data = {
+        "customerId": str(customer_id),
+        "userId": str(user_id),
+        "email": cmd.email,
+        "name": cmd.name,
+        "companyName": cmd.company,
+        "linkedExisting": linked,
+        "registeredAt": now.isoformat(),
+        "ipAddress": origin.ip_address,
+        "userAgent": origin.user_agent,
+    }
+    notes = notification_rows(
+        NotificationType.NEW_CUSTOMER, data, routes, now, request_id=origin.request_id
+    )
+    await insert_all(conn, [(CUSTOMERS, rows), (NOTIFICATIONS, notes)])  # type: ignore[list-item]
+    return customer_id, linked

@@ -1,0 +1,145 @@
+"""POST /api/v1/rfq/submit: Quote + lines + CREATED event + QUOTE_REQUEST notification."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Iterable
+
+import msgspec
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from domain.commands import SubmitRfq
+from domain.enums import (
+    CustomerSource,
+    CustomerStatus,
+    CustomerType,
+    NotificationType,
+    QuoteEventType,
+    QuoteStatus,
+)
+from domain.models import Customer, Quote, QuoteEvent, QuoteLine, User, utcnow
+from domain.outbox import NOTIFICATIONS, insert_all, notification_rows
+from domain.rules import Route, split_name
+from domain.services import Origin
+
+CUSTOMERS = Customer.__table__
+QUOTES = Quote.__table__
+
+
+class QuoteSubmitted(msgspec.Struct, rename="camel"):
+    quote_id: uuid.UUID
+    reference: str
+    customer_id: uuid.UUID
+    notification_ids: list[uuid.UUID]
+    status: QuoteStatus = QuoteStatus.SUBMITTED
+    success: bool = True
+
+
+def quote_reference() -> str:
+    return f"RFQ-{utcnow():%Y%m%d}-{secrets.token_hex(4).upper()}"
+
+
+async def _customer_for(conn: AsyncConnection, cmd: SubmitRfq) -> uuid.UUID:
+    """The Customer with this email, or a new PROSPECT one (race-safe)."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    now = utcnow()
+    first, last = split_name(cmd.name)
+    await conn.execute(
+        dialect.insert(CUSTOMERS)
+        .values(
+            id=uuid.uuid4(),
+            email=cmd.email,
+            first_name=first,
+            last_name=last,
+            company_name=cmd.company_name,
+            phone=cmd.phone,
+            source=CustomerSource.RFQ.value,
+            customer_type=CustomerType.RETAILER,
+            status=CustomerStatus.PROSPECT,
+            metadata={"createdFrom": "rfq", "firstRfqAt": now.isoformat()},
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["email"])
+    )
+    found = await conn.execute(select(CUSTOMERS.c.id).where(CUSTOMERS.c.email == cmd.email))
+    return found.scalar_one()  # type: ignore[no-any-return]
+
+
+async def submit_rfq(
+    conn: AsyncConnection, cmd: SubmitRfq, origin: Origin, routes: Iterable[Route]
+) -> QuoteSubmitted:
+    now = utcnow()
+    customer_id = await _customer_for(conn, cmd)
+    user_id = (
+        await conn.execute(select(User.id).where(User.email == cmd.email))
+    ).scalar_one_or_none()
+    quote_id, reference = uuid.uuid4(), quote_reference()
+    lines = [
+        {
+            "id": uuid.uuid4(),
+            "quote_id": quote_id,
+            "position": i,
+            "sku": line.sku.strip(),
+            "name": line.name,
+            "quantity": line.quantity,
+            "unit": line.unit,
+        }
+        for i, line in enumerate(cmd.lines, start=1)
+    ]
+    quote = {
+        "id": quote_id,
+        "reference": reference,
+        "customer_id": customer_id,
+        "user_id": user_id,
+        "status": QuoteStatus.SUBMITTED,
+        "email": cmd.email,
+        "name": cmd.name,
+        "company_name": cmd.company_name,
+        "phone": cmd.phone,
+        "message": cmd.message,
+        "metadata": {"ipAddress": origin.ip_address, "userAgent": origin.user_agent},
+        "created_at": now,
+        "updated_at": now,
+    }
+    event = {
+        "id": uuid.uuid4(),
+        "quote_id": quote_id,
+        "type": QuoteEventType.CREATED,
+        "data": {"lineCount": len(lines)},
+        "actor": cmd.email,
+        "created_at": now,
+    }
+    data = {
+        "quoteId": str(quote_id),
+        "reference": reference,
+        "customerId": str(customer_id),
+        "email": cmd.email,
+        "name": cmd.name,
+        "companyName": cmd.company_name,
+        "phone": cmd.phone,
+        "message": cmd.message,
+        "lines": [
+            {"sku": ln["sku"], "name": ln["name"], "quantity": ln["quantity"], "unit": ln["unit"]}
+            for ln in lines
+        ],
+        "submittedAt": now.isoformat(),
+        "ipAddress": origin.ip_address,
+        "userAgent": origin.user_agent,
+    }
+    notes = notification_rows(
+        NotificationType.QUOTE_REQUEST, data, routes, now, request_id=origin.request_id
+    )
+    await insert_all(
+        conn,
+        [
+            (QUOTES, [quote]),
+            (QuoteLine.__table__, lines),
+            (QuoteEvent.__table__, [event]),
+            (NOTIFICATIONS, notes),
+        ],  # type: ignore[list-item]
+    )
+    return QuoteSubmitted(quote_id, reference, customer_id, [n["id"] for n in notes])

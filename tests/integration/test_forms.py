@@ -1,0 +1,149 @@
+"""POST /api/forms/submit writes FormSubmission + scored Lead + NEW_FORM_SUBMISSION together."""
+
+import uuid
+
+import pytest
+
+from tests.conftest import count, rows
+
+FORM = {
+    "formType": "quote_request",
+    "email": "  John.Smith@ABC-Corp.com ",
+    "name": "John Smith",
+    "companyName": "ABC Corp",
+    "phone": "+234-801-234-5678",
+    "message": "Need 40 pallets",
+    "metadata": {"utmSource": "google", "utmCampaign": "summer_sale", "page": "/quote"},
+}
+
+
+def test_quote_request_form_creates_linked_rows_and_high_notification(client, engine):
+    r = client.post("/api/forms/submit", json=FORM, headers={"User-Agent": "Mozilla/5.0 test"})
+    assert r.status_code == 201, r.text
+    body = r.json()
+    form_id, lead_id, note_id = body["formSubmissionId"], body["leadId"], body["notificationId"]
+
+    (form,) = rows(engine, "SELECT * FROM form_submissions")
+    assert str(form["id"]) == form_id and form["form_type"] == "quote_request"
+    assert form["status"] == "NEW" and form["user_agent"] == "Mozilla/5.0 test"
+    assert form["ip_address"]
+    assert form["data"]["email"] == "john.smith@abc-corp.com"
+    assert form["data"]["message"] == "Need 40 pallets" and form["data"]["page"] == "/quote"
+
+    (lead,) = rows(engine, "SELECT * FROM leads")
+    assert str(lead["id"]) == lead_id
+    assert (lead["type"], lead["lead_score"], lead["source"], lead["status"]) == (
+        "QUOTE_REQUEST", 80, "web_form", "NEW"
+    )
+    assert lead["email"] == "john.smith@abc-corp.com"
+    assert lead["metadata"] == {
+        "formSubmissionId": form_id,
+        "formType": "quote_request",
+        "utmSource": "google",
+        "utmCampaign": "summer_sale",
+    }
+
+    (note,) = rows(engine, "SELECT * FROM crm_notifications")
+    assert str(note["id"]) == note_id
+    assert (note["type"], note["target_system"], note["priority"], note["read"]) == (
+        "NEW_FORM_SUBMISSION", "BZION_HUB", "HIGH", False
+    )
+    assert note["read_at"] is None
+    data = note["data"]
+    assert set(data) == {
+        "formSubmissionId", "leadId", "formType", "email", "name", "companyName", "phone",
+        "leadScore", "submittedAt", "ipAddress", "userAgent",
+    }
+    assert data["formSubmissionId"] == form_id and data["leadId"] == lead_id
+    assert data["leadScore"] == 80 and data["userAgent"] == "Mozilla/5.0 test"
+    assert data["companyName"] == "ABC Corp" and data["phone"] == "+234-801-234-5678"
+
+
+@pytest.mark.parametrize(
+    ("form_type", "lead_type", "score", "priority"),
+    [
+        ("contact_us", "CONTACT_REQUEST", 50, "NORMAL"),
+        ("quote_request", "QUOTE_REQUEST", 80, "HIGH"),
+        ("partnership_inquiry", "LEAD", 70, "NORMAL"),
+    ],
+)
+def test_each_form_type_scores_its_lead(client, engine, form_type, lead_type, score, priority):
+    r = client.post("/api/forms/submit", json={"formType": form_type, "email": "a@b.io"})
+    assert r.status_code == 201, r.text
+    assert r.json()["leadScore"] == score
+    (lead,) = rows(engine, "SELECT type, lead_score FROM leads")
+    assert (lead["type"], lead["lead_score"]) == (lead_type, score)
+    (note,) = rows(engine, "SELECT priority FROM crm_notifications")
+    assert note["priority"] == priority
+
+
+def test_routing_writes_one_outbox_row_per_target(make_client, engine):
+    from domain.config import Target
+    from domain.enums import NotificationType
+
+    targets = (
+        Target("BZION_HUB", api_key=None, url="http://hub", secrets=()),
+        Target("SALESFORCE", url="http://sf", events=frozenset({NotificationType.QUOTE_REQUEST})),
+        Target("PIPEDRIVE", url="http://pd", events=frozenset({NotificationType.NEW_FORM_SUBMISSION})),
+    )
+    c = make_client(targets=targets)
+    r = c.post("/api/forms/submit", json={"formType": "contact_us", "email": "a@b.io"})
+    assert r.status_code == 201
+    assert len(r.json()["notificationIds"]) == 2
+    got = rows(engine, "SELECT target_system FROM crm_notifications ORDER BY target_system")
+    assert [g["target_system"] for g in got] == ["BZION_HUB", "PIPEDRIVE"]
+
+
+def test_forced_failure_between_inserts_leaves_no_orphan_row(client, engine):
+    """A failing notification insert rolls back the form and the lead written before it."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE FUNCTION fail_insert() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'forced failure'; END $$"
+        )
+        conn.exec_driver_sql(
+            "CREATE TRIGGER fail_notifications BEFORE INSERT ON crm_notifications "
+            "FOR EACH ROW EXECUTE FUNCTION fail_insert()"
+        )
+    try:
+        r = client.post("/api/forms/submit", json={"formType": "contact_us", "email": "a@b.io"})
+        assert r.status_code == 500
+        assert r.json()["error"] == "internal_error"
+        assert count(engine, "form_submissions") == 0
+        assert count(engine, "leads") == 0
+        assert count(engine, "crm_notifications") == 0
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP TRIGGER fail_notifications ON crm_notifications")
+            conn.exec_driver_sql("DROP FUNCTION fail_insert()")
+
+
+def test_unread_poll_orders_high_normal_low_then_oldest(client, engine):
+    for form_type in ("contact_us", "quote_request", "contact_us"):
+        assert client.post("/api/forms/submit", json={"formType": form_type, "email": "a@b.io"}).status_code == 201
+    assert client.post("/api/newsletter-subscribe", json={"email": "n@b.io"}).status_code == 201
+    got = rows(
+        engine,
+        "SELECT priority FROM crm_notifications WHERE read = false AND target_system = 'BZION_HUB' "
+        "ORDER BY priority_rank DESC, created_at",
+    )
+    assert [g["priority"] for g in got] == ["HIGH", "NORMAL", "NORMAL", "LOW"]
+
+
+def test_unread_poll_uses_the_partial_index(engine):
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SET enable_seqscan = off")
+        plan = "\n".join(
+            r[0]
+            for r in conn.exec_driver_sql(
+                "EXPLAIN SELECT id FROM crm_notifications WHERE read = false "
+                "AND target_system = 'BZION_HUB' ORDER BY priority_rank DESC, created_at LIMIT 100"
+            )
+        )
+    assert "idx_crm_notifications_unread" in plan
+
+
+def test_ids_in_response_are_uuids(client):
+    body = client.post("/api/forms/submit", json={"formType": "contact_us", "email": "a@b.io"}).json()
+    for key in ("formSubmissionId", "leadId", "notificationId"):
+        uuid.UUID(body[key])
