@@ -57,5 +57,18 @@ def api(host: str, port: int, workers: int) -> None:
     )
 
 
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def run(host: str, port: int) -> None:
+    """Everything on one machine: migrate the database, then serve the API."""
+    from domain.migrate import upgrade
+
+    settings = load_settings()
+    upgrade(settings.database_url)
+    click.echo(f"crm-sync on http://{host}:{port}  (API docs: http://{host}:{port}/schema)", err=True)
+    api.callback(host=host, port=port, workers=1)  # type: ignore[misc]
+
+
 if __name__ == "__main__":
     sys.exit(main())

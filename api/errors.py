@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from litestar import Request, Response
@@ -46,12 +47,26 @@ def error_body(
     }
 
 
+# Handler parameters that come from headers, reported under the header's own name.
+HEADER_NAMES = {"idempotency_key": "Idempotency-Key"}
+_MISSING = re.compile(r"missing required field `([^`]+)`")
+_POST_INIT = re.compile(r"^(\w+) must ")
+
+
 def _field_of(item: dict[str, Any]) -> str:
-    key = item.get("key")
-    if key:
-        return str(key)
+    """The JSON path of the field at fault, in the request's own (camelCase) names."""
+    key = str(item.get("key") or "")
+    if key == "data":  # Litestar's name for the whole request body
+        key = ""
+    key = HEADER_NAMES.get(key, key)
     message = str(item.get("message", ""))
-    return message.split(" ", 1)[0] if " must " in message else "body"
+    missing = _MISSING.search(message)
+    if missing:
+        return f"{key}.{missing.group(1)}" if key else missing.group(1)
+    post_init = _POST_INIT.match(message)
+    if post_init and not key:
+        return post_init.group(1)
+    return key or "body"
 
 
 def on_validation(_: Request, exc: ValidationException) -> Response:
