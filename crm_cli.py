@@ -66,7 +66,9 @@ def run(host: str, port: int) -> None:
 
     settings = load_settings()
     upgrade(settings.database_url)
-    click.echo(f"crm-sync on http://{host}:{port}  (API docs: http://{host}:{port}/schema)", err=True)
+    click.echo(
+        f"crm-sync on http://{host}:{port}  (API docs: http://{host}:{port}/schema)", err=True
+    )
     api.callback(host=host, port=port, workers=1)  # type: ignore[misc]
 
 

@@ -76,7 +76,9 @@ def on_validation(_: Request, exc: ValidationException) -> Response:
         # Litestar reports undecodable JSON without a key: the body as a whole is at fault.
         errors = [{"field": "body", "message": exc.detail}]
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-    return Response(error_body(HTTP_400_BAD_REQUEST, "invalid_request", detail, errors), status_code=400)
+    return Response(
+        error_body(HTTP_400_BAD_REQUEST, "invalid_request", detail, errors), status_code=400
+    )
 
 
 def on_http(_: Request, exc: HTTPException) -> Response:

@@ -13,7 +13,7 @@ from litestar.params import HeaderParameter, JSONBody
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain import idempotency
-from domain.commands import Register, Subscribe, SubmitForm, SubmitRfq
+from domain.commands import Register, SubmitForm, SubmitRfq, Subscribe
 from domain.config import Settings
 from domain.db import Database
 from domain.services import Origin
@@ -81,7 +81,11 @@ class PublicController(Controller):
 
     @post("/api/forms/submit", status_code=201, summary="Submit a website form")
     async def submit_form(
-        self, request: Request, state: State, data: JSONBody[SubmitForm], idempotency_key: IdempotencyKey
+        self,
+        request: Request,
+        state: State,
+        data: JSONBody[SubmitForm],
+        idempotency_key: IdempotencyKey,
     ) -> Response[FormSubmitted]:
         origin, routes = origin_of(request), state.settings.routes
         return await respond(
@@ -95,7 +99,11 @@ class PublicController(Controller):
 
     @post("/api/auth/register", status_code=201, summary="Register a customer account")
     async def register(
-        self, request: Request, state: State, data: JSONBody[Register], idempotency_key: IdempotencyKey
+        self,
+        request: Request,
+        state: State,
+        data: JSONBody[Register],
+        idempotency_key: IdempotencyKey,
     ) -> Response[Registered]:
         origin, routes = origin_of(request), state.settings.routes
         return await respond(
@@ -104,7 +112,11 @@ class PublicController(Controller):
 
     @post("/api/newsletter-subscribe", status_code=201, summary="Subscribe to the newsletter")
     async def newsletter_subscribe(
-        self, request: Request, state: State, data: JSONBody[Subscribe], idempotency_key: IdempotencyKey
+        self,
+        request: Request,
+        state: State,
+        data: JSONBody[Subscribe],
+        idempotency_key: IdempotencyKey,
     ) -> Response[Subscription]:
         origin, routes = origin_of(request), state.settings.routes
         return await respond(
@@ -117,7 +129,11 @@ class PublicController(Controller):
 
     @post("/api/newsletter-unsubscribe", status_code=200, summary="Unsubscribe from the newsletter")
     async def newsletter_unsubscribe(
-        self, request: Request, state: State, data: JSONBody[Subscribe], idempotency_key: IdempotencyKey
+        self,
+        request: Request,
+        state: State,
+        data: JSONBody[Subscribe],
+        idempotency_key: IdempotencyKey,
     ) -> Response[Unsubscription]:
         return await respond(
             request, state, lambda conn: unsubscribe(conn, data.email), idempotency_key, 200
@@ -125,9 +141,17 @@ class PublicController(Controller):
 
     @post("/api/v1/rfq/submit", status_code=201, summary="Submit a request for quotation")
     async def submit_rfq(
-        self, request: Request, state: State, data: JSONBody[SubmitRfq], idempotency_key: IdempotencyKey
+        self,
+        request: Request,
+        state: State,
+        data: JSONBody[SubmitRfq],
+        idempotency_key: IdempotencyKey,
     ) -> Response[QuoteSubmitted]:
         origin, routes = origin_of(request), state.settings.routes
         return await respond(
-            request, state, lambda conn: submit_rfq(conn, data, origin, routes), idempotency_key, 201
+            request,
+            state,
+            lambda conn: submit_rfq(conn, data, origin, routes),
+            idempotency_key,
+            201,
         )

@@ -13,7 +13,9 @@ from domain.enums import FormType
 
 EMAIL_PATTERN = r"^\s*[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+\s*$"
 
-Email = Annotated[str, msgspec.Meta(max_length=254, pattern=EMAIL_PATTERN, examples=["buyer@company.com"])]
+Email = Annotated[
+    str, msgspec.Meta(max_length=254, pattern=EMAIL_PATTERN, examples=["buyer@company.com"])
+]
 Name = Annotated[str, msgspec.Meta(max_length=200)]
 Phone = Annotated[str, msgspec.Meta(max_length=50, pattern=r"^[0-9+()\-.\s/x]*$")]
 Message = Annotated[str, msgspec.Meta(max_length=10_000)]
@@ -35,7 +37,7 @@ def _blank_to_none(value: str | None) -> str | None:
 class Command(msgspec.Struct, rename="camel", forbid_unknown_fields=False, kw_only=True):
     def __post_init__(self) -> None:
         if hasattr(self, "email"):
-            self.email = normalize_email(self.email)
+            self.email: str = normalize_email(self.email)
         for field in ("name", "company_name", "phone", "message", "company"):
             if hasattr(self, field):
                 setattr(self, field, _blank_to_none(getattr(self, field)))

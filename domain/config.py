@@ -104,7 +104,9 @@ def _parse_events(var: str, raw: str) -> frozenset[NotificationType]:
             events.add(NotificationType(name))
         except ValueError as exc:
             known = ", ".join(t.value for t in NotificationType)
-            raise ConfigError(f"{var}: unknown notification type {name!r} (known: {known})") from exc
+            raise ConfigError(
+                f"{var}: unknown notification type {name!r} (known: {known})"
+            ) from exc
     if not events:
         raise ConfigError(f"{var}: names no notification type")
     return frozenset(events)

@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.db import Database
 from domain.errors import IdempotencyKeyReused
-from domain.models import IdempotencyKey, utcnow
+from domain.models import IDEMPOTENCY_KEYS as KEYS
+from domain.models import utcnow
 
-KEYS = IdempotencyKey.__table__
 UseCase = Callable[[AsyncConnection], Awaitable[msgspec.Struct]]
 
 
@@ -31,9 +31,7 @@ def fingerprint(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-async def _stored(
-    db: Database, scope: str, key: str, fp: str, ttl: timedelta
-) -> Outcome | None:
+async def _stored(db: Database, scope: str, key: str, fp: str, ttl: timedelta) -> Outcome | None:
     async with db.engine.connect() as conn:
         row = (
             await conn.execute(
@@ -81,7 +79,11 @@ async def run(
             )
             await conn.execute(
                 insert(KEYS).values(
-                    key=key, scope=scope, fingerprint=fp, status_code=status_code, body=body,
+                    key=key,
+                    scope=scope,
+                    fingerprint=fp,
+                    status_code=status_code,
+                    body=body,
                     created_at=now,
                 )
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -21,6 +21,7 @@ from sqlalchemy import (
     MetaData,
     SmallInteger,
     String,
+    Table,
     Text,
     Uuid,
     case,
@@ -38,7 +39,6 @@ from domain.enums import (
     LeadType,
     MessageSender,
     NotificationPriority,
-    NotificationStatus,
     NotificationType,
     QuoteEventType,
     QuoteStatus,
@@ -211,7 +211,8 @@ class CrmNotification(Base):
     priority_rank: Mapped[int] = mapped_column(
         SmallInteger,
         Computed(
-            case({p.value: r for p, r in PRIORITY_RANK.items()}, value=text("priority")), persisted=True
+            case({p.value: r for p, r in PRIORITY_RANK.items()}, value=text("priority")),
+            persisted=True,
         ),
     )
     data: Mapped[dict[str, Any]] = mapped_column(JSONType)
@@ -241,7 +242,9 @@ class Quote(TimestampMixin, Base):
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONType)
 
     customer: Mapped[Customer] = relationship(back_populates="quotes")
-    lines: Mapped[list[QuoteLine]] = relationship(back_populates="quote", order_by="QuoteLine.position")
+    lines: Mapped[list[QuoteLine]] = relationship(
+        back_populates="quote", order_by="QuoteLine.position"
+    )
 
 
 class QuoteLine(Base):
@@ -302,6 +305,24 @@ class IdempotencyKey(Base):
     status_code: Mapped[int] = mapped_column(SmallInteger)
     body: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, server_default=text("CURRENT_TIMESTAMP"),
+        DateTime(timezone=True),
+        default=utcnow,
+        server_default=text("CURRENT_TIMESTAMP"),
         index=True,
     )
+
+
+def table_of(model: type[Base]) -> Table:
+    return cast(Table, model.__table__)
+
+
+USERS = table_of(User)
+CUSTOMERS = table_of(Customer)
+LEADS = table_of(Lead)
+FORM_SUBMISSIONS = table_of(FormSubmission)
+SUBSCRIBERS = table_of(NewsletterSubscriber)
+NOTIFICATIONS = table_of(CrmNotification)
+QUOTES = table_of(Quote)
+QUOTE_LINES = table_of(QuoteLine)
+QUOTE_EVENTS = table_of(QuoteEvent)
+IDEMPOTENCY_KEYS = table_of(IdempotencyKey)

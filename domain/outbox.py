@@ -11,7 +11,6 @@ from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.enums import NotificationType
-from domain.models import CrmNotification
 from domain.rules import Route, priority_for, targets_for
 
 Rows = list[dict[str, Any]]
@@ -40,9 +39,6 @@ def notification_rows(
         }
         for target in targets_for(notification_type, routes)
     ]
-
-
-NOTIFICATIONS: Table = CrmNotification.__table__  # type: ignore[assignment]
 
 
 async def insert_all(conn: AsyncConnection, writes: Sequence[tuple[Table, Rows]]) -> None:

@@ -79,7 +79,9 @@ def make_client(pg_url: str) -> Iterator[Callable[..., TestClient]]:
 
 def count(engine: Engine, table: str, where: str = "true", **params: object) -> int:
     with engine.connect() as conn:
-        return int(conn.execute(text(f"SELECT count(*) FROM {table} WHERE {where}"), params).scalar_one())
+        return int(
+            conn.execute(text(f"SELECT count(*) FROM {table} WHERE {where}"), params).scalar_one()
+        )
 
 
 def rows(engine: Engine, sql: str, **params: object) -> list[dict]:

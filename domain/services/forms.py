@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.commands import SubmitForm
 from domain.enums import FormSubmissionStatus, LeadStatus, NotificationType
-from domain.models import FormSubmission, Lead, utcnow
-from domain.outbox import NOTIFICATIONS, insert_all, notification_rows
+from domain.models import FORM_SUBMISSIONS, LEADS, NOTIFICATIONS, utcnow
+from domain.outbox import insert_all, notification_rows
 from domain.rules import Route, attribution, rule_for_form
 from domain.services import Origin
 
@@ -88,8 +88,8 @@ async def submit_form(
     await insert_all(
         conn,
         [
-            (FormSubmission.__table__, [form_row]),  # type: ignore[list-item]
-            (Lead.__table__, [lead_row]),  # type: ignore[list-item]
+            (FORM_SUBMISSIONS, [form_row]),
+            (LEADS, [lead_row]),
             (NOTIFICATIONS, notes),
         ],
     )

@@ -11,14 +11,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.enums import LeadStatus, LeadType, NotificationType, SubscriberStatus
-from domain.models import Lead, NewsletterSubscriber, utcnow
-from domain.outbox import NOTIFICATIONS, insert_all, notification_rows
+from domain.models import LEADS, NOTIFICATIONS, SUBSCRIBERS, utcnow
+from domain.outbox import insert_all, notification_rows
 from domain.rules import NEWSLETTER_LEAD_SCORE, Route
 from domain.services import Origin
 
 NEWSLETTER_SOURCE = "newsletter_signup"
-SUBSCRIBERS = NewsletterSubscriber.__table__
-LEADS = Lead.__table__
 
 
 class Subscription(msgspec.Struct, rename="camel"):
@@ -114,7 +112,7 @@ async def subscribe(
     notes = notification_rows(
         NotificationType.NEWSLETTER_SIGNUP, data, routes, now, request_id=origin.request_id
     )
-    await insert_all(conn, [(LEADS, lead_rows), (NOTIFICATIONS, notes)])  # type: ignore[list-item]
+    await insert_all(conn, [(LEADS, lead_rows), (NOTIFICATIONS, notes)])
     return Subscription(sub_id, email, SubscriberStatus.SUBSCRIBED, created=True, lead_id=lead_id)
 
 
@@ -128,9 +126,7 @@ async def unsubscribe(conn: AsyncConnection, email: str) -> Unsubscription:
     """Answers the same whether or not the address was on the list (no address probing)."""
     await conn.execute(
         update(SUBSCRIBERS)
-        .where(
-            SUBSCRIBERS.c.email == email, SUBSCRIBERS.c.status == SubscriberStatus.SUBSCRIBED
-        )
+        .where(SUBSCRIBERS.c.email == email, SUBSCRIBERS.c.status == SubscriberStatus.SUBSCRIBED)
         .values(status=SubscriberStatus.UNSUBSCRIBED, unsubscribed_at=utcnow())
     )
     return Unsubscription(email, SubscriberStatus.UNSUBSCRIBED)

@@ -14,15 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from domain.commands import Register
 from domain.enums import CustomerSource, CustomerStatus, CustomerType, NotificationType, UserRole
 from domain.errors import DuplicateEmail
-from domain.models import Customer, User, utcnow
-from domain.outbox import NOTIFICATIONS, insert_all, notification_rows
+from domain.models import CUSTOMERS, NOTIFICATIONS, USERS, utcnow
+from domain.outbox import insert_all, notification_rows
 from domain.passwords import hash_password
 from domain.rules import Route, split_name
 from domain.services import Origin
 
 log = logging.getLogger(__name__)
-USERS = User.__table__
-CUSTOMERS = Customer.__table__
 
 
 class RegisteredUser(msgspec.Struct, rename="camel"):
@@ -81,7 +79,11 @@ async def register(
 
 
 async def _attach_customer(
-    conn: AsyncConnection, cmd: Register, user_id: uuid.UUID, origin: Origin, routes: Iterable[Route]
+    conn: AsyncConnection,
+    cmd: Register,
+    user_id: uuid.UUID,
+    origin: Origin,
+    routes: Iterable[Route],
 ) -> tuple[uuid.UUID, bool]:
     """Link the Customer that already has this email (import, conversion) or create one."""
     now = utcnow()
@@ -134,5 +136,5 @@ async def _attach_customer(
     notes = notification_rows(
         NotificationType.NEW_CUSTOMER, data, routes, now, request_id=origin.request_id
     )
-    await insert_all(conn, [(CUSTOMERS, rows), (NOTIFICATIONS, notes)])  # type: ignore[list-item]
+    await insert_all(conn, [(CUSTOMERS, rows), (NOTIFICATIONS, notes)])
     return customer_id, linked

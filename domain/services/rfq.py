@@ -20,13 +20,18 @@ from domain.enums import (
     QuoteEventType,
     QuoteStatus,
 )
-from domain.models import Customer, Quote, QuoteEvent, QuoteLine, User, utcnow
-from domain.outbox import NOTIFICATIONS, insert_all, notification_rows
+from domain.models import (
+    CUSTOMERS,
+    NOTIFICATIONS,
+    QUOTE_EVENTS,
+    QUOTE_LINES,
+    QUOTES,
+    USERS,
+    utcnow,
+)
+from domain.outbox import insert_all, notification_rows
 from domain.rules import Route, split_name
 from domain.services import Origin
-
-CUSTOMERS = Customer.__table__
-QUOTES = Quote.__table__
 
 
 class QuoteSubmitted(msgspec.Struct, rename="camel"):
@@ -75,7 +80,7 @@ async def submit_rfq(
     now = utcnow()
     customer_id = await _customer_for(conn, cmd)
     user_id = (
-        await conn.execute(select(User.id).where(User.email == cmd.email))
+        await conn.execute(select(USERS.c.id).where(USERS.c.email == cmd.email))
     ).scalar_one_or_none()
     quote_id, reference = uuid.uuid4(), quote_reference()
     lines = [
@@ -137,9 +142,9 @@ async def submit_rfq(
         conn,
         [
             (QUOTES, [quote]),
-            (QuoteLine.__table__, lines),
-            (QuoteEvent.__table__, [event]),
+            (QUOTE_LINES, lines),
+            (QUOTE_EVENTS, [event]),
             (NOTIFICATIONS, notes),
-        ],  # type: ignore[list-item]
+        ],
     )
     return QuoteSubmitted(quote_id, reference, customer_id, [n["id"] for n in notes])

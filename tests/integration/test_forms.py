@@ -33,7 +33,10 @@ def test_quote_request_form_creates_linked_rows_and_high_notification(client, en
     (lead,) = rows(engine, "SELECT * FROM leads")
     assert str(lead["id"]) == lead_id
     assert (lead["type"], lead["lead_score"], lead["source"], lead["status"]) == (
-        "QUOTE_REQUEST", 80, "web_form", "NEW"
+        "QUOTE_REQUEST",
+        80,
+        "web_form",
+        "NEW",
     )
     assert lead["email"] == "john.smith@abc-corp.com"
     assert lead["metadata"] == {
@@ -46,13 +49,25 @@ def test_quote_request_form_creates_linked_rows_and_high_notification(client, en
     (note,) = rows(engine, "SELECT * FROM crm_notifications")
     assert str(note["id"]) == note_id
     assert (note["type"], note["target_system"], note["priority"], note["read"]) == (
-        "NEW_FORM_SUBMISSION", "BZION_HUB", "HIGH", False
+        "NEW_FORM_SUBMISSION",
+        "BZION_HUB",
+        "HIGH",
+        False,
     )
     assert note["read_at"] is None
     data = note["data"]
     assert set(data) == {
-        "formSubmissionId", "leadId", "formType", "email", "name", "companyName", "phone",
-        "leadScore", "submittedAt", "ipAddress", "userAgent",
+        "formSubmissionId",
+        "leadId",
+        "formType",
+        "email",
+        "name",
+        "companyName",
+        "phone",
+        "leadScore",
+        "submittedAt",
+        "ipAddress",
+        "userAgent",
     }
     assert data["formSubmissionId"] == form_id and data["leadId"] == lead_id
     assert data["leadScore"] == 80 and data["userAgent"] == "Mozilla/5.0 test"
@@ -84,7 +99,9 @@ def test_routing_writes_one_outbox_row_per_target(make_client, engine):
     targets = (
         Target("BZION_HUB", api_key=None, url="http://hub", secrets=()),
         Target("SALESFORCE", url="http://sf", events=frozenset({NotificationType.QUOTE_REQUEST})),
-        Target("PIPEDRIVE", url="http://pd", events=frozenset({NotificationType.NEW_FORM_SUBMISSION})),
+        Target(
+            "PIPEDRIVE", url="http://pd", events=frozenset({NotificationType.NEW_FORM_SUBMISSION})
+        ),
     )
     c = make_client(targets=targets)
     r = c.post("/api/forms/submit", json={"formType": "contact_us", "email": "a@b.io"})
@@ -120,7 +137,12 @@ def test_forced_failure_between_inserts_leaves_no_orphan_row(client, engine):
 
 def test_unread_poll_orders_high_normal_low_then_oldest(client, engine):
     for form_type in ("contact_us", "quote_request", "contact_us"):
-        assert client.post("/api/forms/submit", json={"formType": form_type, "email": "a@b.io"}).status_code == 201
+        assert (
+            client.post(
+                "/api/forms/submit", json={"formType": form_type, "email": "a@b.io"}
+            ).status_code
+            == 201
+        )
     assert client.post("/api/newsletter-subscribe", json={"email": "n@b.io"}).status_code == 201
     got = rows(
         engine,
@@ -144,6 +166,8 @@ def test_unread_poll_uses_the_partial_index(engine):
 
 
 def test_ids_in_response_are_uuids(client):
-    body = client.post("/api/forms/submit", json={"formType": "contact_us", "email": "a@b.io"}).json()
+    body = client.post(
+        "/api/forms/submit", json={"formType": "contact_us", "email": "a@b.io"}
+    ).json()
     for key in ("formSubmissionId", "leadId", "notificationId"):
         uuid.UUID(body[key])

@@ -15,7 +15,9 @@ CASES = [
 
 
 @pytest.mark.parametrize(("path", "payload"), CASES)
-def test_repeat_with_same_key_returns_first_response_and_writes_nothing(client, engine, path, payload):
+def test_repeat_with_same_key_returns_first_response_and_writes_nothing(
+    client, engine, path, payload
+):
     headers = {"Idempotency-Key": "double-click-1"}
     first = client.post(path, json=payload, headers=headers)
     assert first.status_code == 201, first.text
@@ -29,17 +31,34 @@ def test_repeat_with_same_key_returns_first_response_and_writes_nothing(client, 
 
 def test_same_key_with_a_different_body_is_422(client, engine):
     headers = {"Idempotency-Key": "k-1"}
-    assert client.post("/api/forms/submit", json={"formType": "contact_us", "email": "a@b.io"}, headers=headers).status_code == 201
+    assert (
+        client.post(
+            "/api/forms/submit", json={"formType": "contact_us", "email": "a@b.io"}, headers=headers
+        ).status_code
+        == 201
+    )
     before = total_rows(engine)
-    r = client.post("/api/forms/submit", json={"formType": "contact_us", "email": "z@b.io"}, headers=headers)
+    r = client.post(
+        "/api/forms/submit", json={"formType": "contact_us", "email": "z@b.io"}, headers=headers
+    )
     assert r.status_code == 422 and r.json()["field"] == "Idempotency-Key"
     assert total_rows(engine) == before
 
 
 def test_keys_are_scoped_per_endpoint(client, engine):
     headers = {"Idempotency-Key": "shared"}
-    assert client.post("/api/forms/submit", json={"formType": "contact_us", "email": "a@b.io"}, headers=headers).status_code == 201
-    assert client.post("/api/newsletter-subscribe", json={"email": "a@b.io"}, headers=headers).status_code == 201
+    assert (
+        client.post(
+            "/api/forms/submit", json={"formType": "contact_us", "email": "a@b.io"}, headers=headers
+        ).status_code
+        == 201
+    )
+    assert (
+        client.post(
+            "/api/newsletter-subscribe", json={"email": "a@b.io"}, headers=headers
+        ).status_code
+        == 201
+    )
     assert count(engine, "crm_notifications") == 2
 
 
@@ -47,7 +66,11 @@ def test_concurrent_repeats_write_once(client, engine):
     payload = {"formType": "contact_us", "email": "race@b.io"}
     headers = {"Idempotency-Key": "race-1"}
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(lambda _: client.post("/api/forms/submit", json=payload, headers=headers), range(8)))
+        results = list(
+            pool.map(
+                lambda _: client.post("/api/forms/submit", json=payload, headers=headers), range(8)
+            )
+        )
     assert {r.status_code for r in results} == {201}
     assert len({r.content for r in results}) == 1
     assert count(engine, "form_submissions") == 1 and count(engine, "leads") == 1

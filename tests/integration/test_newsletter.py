@@ -7,7 +7,11 @@ def test_subscribe_creates_subscriber_nurture_lead_and_low_notification(client, 
     r = client.post("/api/newsletter-subscribe", json={"email": " News@Letter.IO"})
     assert r.status_code == 201, r.text
     (sub,) = rows(engine, "SELECT * FROM newsletter_subscribers")
-    assert (sub["email"], sub["status"], sub["source"]) == ("news@letter.io", "SUBSCRIBED", "B2B_PLATFORM")
+    assert (sub["email"], sub["status"], sub["source"]) == (
+        "news@letter.io",
+        "SUBSCRIBED",
+        "B2B_PLATFORM",
+    )
     (lead,) = rows(engine, "SELECT * FROM leads")
     assert (lead["lead_score"], lead["source"], lead["type"]) == (30, "newsletter_signup", "LEAD")
     (note,) = rows(engine, "SELECT * FROM crm_notifications")

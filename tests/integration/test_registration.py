@@ -4,7 +4,12 @@ import logging
 
 from tests.conftest import count, rows
 
-USER = {"name": "Ann Bee", "email": " Ann@Bee.CO ", "password": "correct horse", "company": "Bee Ltd"}
+USER = {
+    "name": "Ann Bee",
+    "email": " Ann@Bee.CO ",
+    "password": "correct horse",
+    "company": "Bee Ltd",
+}
 
 
 def test_register_creates_user_and_active_retailer_customer(client, engine):
@@ -17,13 +22,19 @@ def test_register_creates_user_and_active_retailer_customer(client, engine):
     (user,) = rows(engine, "SELECT * FROM users")
     assert user["email"] == "ann@bee.co" and user["role"] == "customer" and user["is_active"]
     assert user["password_hash"].startswith("$argon2")
-    assert (user["first_name"], user["last_name"], user["company_name"]) == ("Ann", "Bee", "Bee Ltd")
+    assert (user["first_name"], user["last_name"], user["company_name"]) == (
+        "Ann",
+        "Bee",
+        "Bee Ltd",
+    )
 
     (customer,) = rows(engine, "SELECT * FROM customers")
     assert str(customer["id"]) == body["customerId"] and body["customerLinked"] is False
     assert customer["external_id"] == str(user["id"])
     assert (customer["source"], customer["customer_type"], customer["status"]) == (
-        "B2B_PLATFORM", "RETAILER", "ACTIVE"
+        "B2B_PLATFORM",
+        "RETAILER",
+        "ACTIVE",
     )
     assert customer["metadata"]["registeredVia"] == "b2b-website"
     assert "registrationDate" in customer["metadata"]

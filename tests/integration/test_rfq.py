@@ -7,7 +7,10 @@ RFQ = {
     "name": "Bola Ade",
     "companyName": "Shop NG",
     "message": "Best price please",
-    "lines": [{"sku": "RICE-50KG", "quantity": 40, "unit": "bag"}, {"sku": "OIL-5L", "quantity": 12}],
+    "lines": [
+        {"sku": "RICE-50KG", "quantity": 40, "unit": "bag"},
+        {"sku": "OIL-5L", "quantity": 12},
+    ],
 }
 
 
@@ -23,7 +26,8 @@ def test_rfq_for_new_email_creates_prospect_customer_and_quote(client, engine):
     assert quote["customer_id"] == customer["id"] and quote["status"] == "SUBMITTED"
     lines = rows(engine, "SELECT sku, quantity, unit, position FROM quote_lines ORDER BY position")
     assert [(ln["sku"], ln["quantity"], ln["unit"]) for ln in lines] == [
-        ("RICE-50KG", 40, "bag"), ("OIL-5L", 12, None)
+        ("RICE-50KG", 40, "bag"),
+        ("OIL-5L", 12, None),
     ]
     (event,) = rows(engine, "SELECT type, quote_id FROM quote_events")
     assert event["type"] == "CREATED" and event["quote_id"] == quote["id"]
@@ -34,7 +38,8 @@ def test_rfq_for_new_email_creates_prospect_customer_and_quote(client, engine):
 
 def test_rfq_links_the_existing_customer_and_user(client, engine):
     reg = client.post(
-        "/api/auth/register", json={"name": "B A", "email": "buyer@shop.ng", "password": "pw-123456"}
+        "/api/auth/register",
+        json={"name": "B A", "email": "buyer@shop.ng", "password": "pw-123456"},
     ).json()
     r = client.post("/api/v1/rfq/submit", json=RFQ)
     assert r.status_code == 201

@@ -35,9 +35,16 @@ def test_targets_are_read_from_the_environment():
     [
         ({"CRM_TARGET_HUB_URL": "ftp://x", "CRM_TARGET_HUB_SECRET": SECRET}, "CRM_TARGET_HUB_URL"),
         ({"CRM_TARGET_HUB_URL": "http://x"}, "CRM_TARGET_HUB_SECRET"),
-        ({"CRM_TARGET_HUB_URL": "http://x", "CRM_TARGET_HUB_SECRET": "nope"}, "CRM_TARGET_HUB_SECRET"),
         (
-            {"CRM_TARGET_HUB_URL": "http://x", "CRM_TARGET_HUB_SECRET": SECRET, "CRM_TARGET_HUB_EVENTS": "BOGUS"},
+            {"CRM_TARGET_HUB_URL": "http://x", "CRM_TARGET_HUB_SECRET": "nope"},
+            "CRM_TARGET_HUB_SECRET",
+        ),
+        (
+            {
+                "CRM_TARGET_HUB_URL": "http://x",
+                "CRM_TARGET_HUB_SECRET": SECRET,
+                "CRM_TARGET_HUB_EVENTS": "BOGUS",
+            },
             "CRM_TARGET_HUB_EVENTS",
         ),
         ({"CRM_TARGET_HUB_EVENTS": "NEW_LEAD"}, "CRM_TARGET_HUB_URL"),
@@ -51,7 +58,11 @@ def test_malformed_configuration_names_the_variable(env, variable):
 
 def test_secrets_never_print():
     s = Settings.from_env(
-        {"CRM_TARGET_HUB_URL": "http://x", "CRM_TARGET_HUB_SECRET": SECRET, "CRM_TARGET_HUB_API_KEY": "key-xyz"}
+        {
+            "CRM_TARGET_HUB_URL": "http://x",
+            "CRM_TARGET_HUB_SECRET": SECRET,
+            "CRM_TARGET_HUB_API_KEY": "key-xyz",
+        }
     )
     assert SECRET not in repr(s) and "key-xyz" not in repr(s) and SECRET not in str(s.targets)
 

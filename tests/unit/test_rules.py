@@ -55,7 +55,11 @@ def test_quote_request_is_always_high_and_newsletter_always_low():
 
 def test_priority_rank_orders_high_normal_low_not_alphabetically():
     ranked = sorted(NotificationPriority, key=PRIORITY_RANK.__getitem__, reverse=True)
-    assert ranked == [NotificationPriority.HIGH, NotificationPriority.NORMAL, NotificationPriority.LOW]
+    assert ranked == [
+        NotificationPriority.HIGH,
+        NotificationPriority.NORMAL,
+        NotificationPriority.LOW,
+    ]
     assert sorted(p.value for p in NotificationPriority)[::-1] != [p.value for p in ranked]
 
 
@@ -70,7 +74,11 @@ def test_routing_gives_one_target_per_accepting_route():
 
 def test_attribution_keeps_utm_and_campaign_fields_only():
     meta = {"utmSource": "google", "utm_medium": "cpc", "campaignSource": "mail", "other": "x"}
-    assert attribution(meta) == {"utmSource": "google", "utm_medium": "cpc", "campaignSource": "mail"}
+    assert attribution(meta) == {
+        "utmSource": "google",
+        "utm_medium": "cpc",
+        "campaignSource": "mail",
+    }
 
 
 @pytest.mark.parametrize(
