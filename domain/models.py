@@ -9,11 +9,13 @@ from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Computed,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -39,6 +41,7 @@ from domain.enums import (
     LeadType,
     MessageSender,
     NotificationPriority,
+    NotificationStatus,
     NotificationType,
     QuoteEventType,
     QuoteStatus,
@@ -192,6 +195,14 @@ class CrmNotification(Base):
         Index("idx_crm_notifications_read", "target_system", "read"),
         Index("idx_crm_notifications_created_at", text("created_at DESC")),
         # Serves the unread poll: per target, highest priority first, oldest first.
+        # Serves the dispatcher's claim: due, pending rows by priority then age.
+        Index(
+            "idx_crm_notifications_due",
+            text("priority_rank DESC"),
+            "created_at",
+            postgresql_where=text("read = false AND status = 'PENDING'"),
+            sqlite_where=text("read = 0 AND status = 'PENDING'"),
+        ),
         Index(
             "idx_crm_notifications_unread",
             "target_system",
@@ -222,6 +233,74 @@ class CrmNotification(Base):
         DateTime(timezone=True), default=utcnow, server_default=text("CURRENT_TIMESTAMP")
     )
     request_id: Mapped[str | None] = mapped_column(String(64))
+    # Delivery state (push mode): due time, lease, attempts and dead-lettering.
+    status: Mapped[NotificationStatus] = mapped_column(
+        enum_column(NotificationStatus, "notif_status"),
+        default=NotificationStatus.PENDING,
+        server_default=NotificationStatus.PENDING.value,
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    next_attempt_at: Mapped[datetime] = mapped_column(
+        # A constant server default (due at once) so SQLite can add the column in place.
+        DateTime(timezone=True),
+        default=utcnow,
+        server_default=text("'1970-01-01 00:00:00'"),
+    )
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class CrmNotificationAttempt(Base):
+    """Every delivery attempt of a notification, for operators and the dashboard."""
+
+    __tablename__ = "crm_notification_attempts"
+    __table_args__ = (Index("idx_crm_notification_attempts_started_at", "started_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    notification_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("crm_notifications.id", ondelete="CASCADE"), index=True
+    )
+    target_system: Mapped[str] = mapped_column(String(50))
+    attempt_number: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    duration_ms: Mapped[float] = mapped_column(Float)
+    http_status: Mapped[int | None] = mapped_column(SmallInteger)
+    error: Mapped[str | None] = mapped_column(Text)
+    response_body: Mapped[str | None] = mapped_column(String(1024))
+
+
+class CrmStatsSnapshot(Base):
+    """Periodic figures, so dashboards show trends without scanning the big tables."""
+
+    __tablename__ = "crm_stats_snapshots"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    taken_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    total_leads: Mapped[int] = mapped_column(Integer)
+    total_forms: Mapped[int] = mapped_column(Integer)
+    total_subscribers: Mapped[int] = mapped_column(Integer)
+    converted_leads: Mapped[int] = mapped_column(Integer)
+    conversion_rate: Mapped[float] = mapped_column(Float)
+    average_lead_score: Mapped[float | None] = mapped_column(Float)
+    unread_notifications: Mapped[int] = mapped_column(Integer)
+    failed_notifications: Mapped[int] = mapped_column(Integer)
+    by_target: Mapped[dict[str, Any]] = mapped_column(JSONType)
+
+
+class CrmAlert(Base):
+    """An alert episode (stale notifications, dead letters): opened once, closed when it clears."""
+
+    __tablename__ = "crm_alerts"
+    __table_args__ = (Index("idx_crm_alerts_open", "kind", "target_system", "closed_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(50))
+    target_system: Mapped[str] = mapped_column(String(50))
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
 
 class Quote(TimestampMixin, Base):
@@ -326,3 +405,6 @@ QUOTES = table_of(Quote)
 QUOTE_LINES = table_of(QuoteLine)
 QUOTE_EVENTS = table_of(QuoteEvent)
 IDEMPOTENCY_KEYS = table_of(IdempotencyKey)
+ATTEMPTS = table_of(CrmNotificationAttempt)
+SNAPSHOTS = table_of(CrmStatsSnapshot)
+ALERTS = table_of(CrmAlert)

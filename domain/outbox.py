@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.enums import NotificationType
+from domain.enums import NotificationStatus, NotificationType
 from domain.rules import Route, priority_for, targets_for
 
 Rows = list[dict[str, Any]]
@@ -35,6 +35,9 @@ def notification_rows(
             "data": data,
             "read": False,
             "created_at": now,
+            "status": NotificationStatus.PENDING,
+            "attempts": 0,
+            "next_attempt_at": now,
             "request_id": request_id,
         }
         for target in targets_for(notification_type, routes)
