@@ -9,6 +9,7 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
+from api import admin
 from api.errors import EXCEPTION_HANDLERS
 from api.public import PublicController
 from domain.config import Settings
@@ -31,7 +32,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     logging.basicConfig(level=logging.INFO)
     return Litestar(
-        route_handlers=[PublicController, live],
+        route_handlers=[PublicController, live, *admin.route_handlers],
+        middleware=[*admin.middleware],
         state=State({"settings": settings}),
         on_startup=[startup],
         on_shutdown=[shutdown],

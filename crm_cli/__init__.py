@@ -72,5 +72,21 @@ def run(host: str, port: int) -> None:
     api.callback(host=host, port=port, workers=1)  # type: ignore[misc]
 
 
+def _register_subcommands() -> None:
+    """Each feature keeps its commands in its own module of this package."""
+    import importlib
+
+    for name in ("worker", "admin"):
+        try:
+            module = importlib.import_module(f"crm_cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"crm_cli.{name}":
+                raise
+            continue
+        module.register(main)
+
+
+_register_subcommands()
+
 if __name__ == "__main__":
     sys.exit(main())
