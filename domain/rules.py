@@ -98,3 +98,26 @@ def split_name(name: str | None) -> tuple[str | None, str | None]:
         return None, None
     first, _, rest = name.strip().partition(" ")
     return first, (rest.strip() or None)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Backoff between delivery attempts: a schedule (last step repeats) plus jitter.
+
+    Built on tenacity's wait strategies; `delay(n)` is the wait after the n-th failed attempt.
+    """
+
+    schedule: tuple[float, ...] = (5, 30, 120, 600, 3600)
+    jitter: float = 0.1  # up to +10% of each step, so retries of a burst spread out
+    max_attempts: int = 28  # five steps, then hourly: about a day of tries
+
+    def delay(self, attempt_number: int) -> float:
+        from tenacity import RetryCallState, wait_chain, wait_fixed, wait_random
+
+        steps = [wait_fixed(s) + wait_random(0, s * self.jitter) for s in self.schedule]
+        state = RetryCallState(None, None, (), {})  # type: ignore[arg-type]
+        state.attempt_number = attempt_number
+        return float(wait_chain(*steps)(state))
+
+    def exhausted(self, attempt_number: int) -> bool:
+        return attempt_number >= self.max_attempts

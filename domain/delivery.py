@@ -1,0 +1,259 @@
+"""The outbox's delivery bookkeeping: claim due rows under a lease, record attempts, replay.
+
+Statements are SQLAlchemy Core, run on async connections (worker and API alike).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from domain.enums import NotificationStatus
+from domain.models import ATTEMPTS, NOTIFICATIONS, utcnow
+from domain.rules import RetryPolicy
+
+N = NOTIFICATIONS
+RESPONSE_EXCERPT = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A notification leased to one dispatcher until `claimed_until`."""
+
+    id: uuid.UUID
+    type: str
+    target_system: str
+    priority: str
+    data: dict[str, Any]
+    created_at: datetime
+    attempts: int
+    request_id: str | None
+
+    def payload(self) -> dict[str, Any]:
+        """The webhook body: the seed's "Notification Payload Example"."""
+        return {
+            "id": str(self.id),
+            "type": self.type,
+            "targetSystem": self.target_system,
+            "priority": self.priority,
+            "data": self.data,
+            "createdAt": self.created_at.isoformat().replace("+00:00", "Z"),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptResult:
+    notification: Claimed
+    started_at: datetime
+    duration_ms: float
+    http_status: int | None = None
+    error: str | None = None
+    response_body: str | None = None
+
+    @property
+    def delivered(self) -> bool:
+        return self.http_status is not None and 200 <= self.http_status < 300
+
+    @property
+    def gone(self) -> bool:
+        return self.http_status == 410
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    delivered: list[AttemptResult]
+    retried: list[AttemptResult]
+    failed: list[AttemptResult]
+
+
+def _due(now: datetime) -> Any:
+    return and_(
+        N.c.read.is_(False),
+        N.c.status == NotificationStatus.PENDING,
+        N.c.next_attempt_at <= now,
+        or_(N.c.claimed_until.is_(None), N.c.claimed_until < now),
+    )
+
+
+async def claim_due(
+    conn: AsyncConnection,
+    worker_id: str,
+    targets: Sequence[str],
+    limit: int,
+    lease: timedelta,
+) -> list[Claimed]:
+    """Lease up to `limit` due rows: HIGH > NORMAL > LOW, oldest first, skipping locked rows.
+
+    One statement; two dispatchers never get the same row, and the rows of a dispatcher
+    that died come back once its lease ends.
+    """
+    if not targets:
+        return []
+    now = utcnow()
+    picked = (
+        select(N.c.id)
+        .where(_due(now), N.c.target_system.in_(targets))
+        .order_by(N.c.priority_rank.desc(), N.c.created_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    stmt = (
+        update(N)
+        .where(N.c.id.in_(picked))
+        .values(claimed_until=now + lease, claimed_by=worker_id)
+        .returning(
+            N.c.id,
+            N.c.type,
+            N.c.target_system,
+            N.c.priority,
+            N.c.data,
+            N.c.created_at,
+            N.c.attempts,
+            N.c.request_id,
+            N.c.priority_rank,
+        )
+    )
+    rows = sorted((await conn.execute(stmt)).all(), key=lambda r: (-r.priority_rank, r.created_at))
+    return [
+        Claimed(
+            r.id,
+            str(r.type),
+            r.target_system,
+            str(r.priority),
+            r.data,
+            r.created_at,
+            r.attempts,
+            r.request_id,
+        )
+        for r in rows
+    ]
+
+
+async def record_results(
+    conn: AsyncConnection, results: Iterable[AttemptResult], policy: RetryPolicy
+) -> Recorded:
+    """Write the attempts and their outcomes in a few batched statements.
+
+    A 2xx marks the row read once (conditional on `read = false`); other outcomes are
+    retried after the policy's backoff, or dead-lettered (FAILED) after 410 Gone or
+    the last allowed attempt.
+    """
+    results = list(results)
+    if not results:
+        return Recorded([], [], [])
+    now = utcnow()
+    await conn.execute(
+        insert(ATTEMPTS),
+        [
+            {
+                "notification_id": r.notification.id,
+                "target_system": r.notification.target_system,
+                "attempt_number": r.notification.attempts + 1,
+                "started_at": r.started_at,
+                "duration_ms": r.duration_ms,
+                "http_status": r.http_status,
+                "error": r.error,
+                "response_body": (r.response_body or None) and r.response_body[:RESPONSE_EXCERPT],
+            }
+            for r in results
+        ],
+    )
+    delivered = [r for r in results if r.delivered]
+    undelivered = [r for r in results if not r.delivered]
+    failed = [r for r in undelivered if r.gone or policy.exhausted(r.notification.attempts + 1)]
+    retried = [r for r in undelivered if r not in failed]
+    if delivered:
+        await conn.execute(
+            update(N)
+            .where(N.c.id.in_([r.notification.id for r in delivered]), N.c.read.is_(False))
+            .values(
+                read=True,
+                read_at=now,
+                status=NotificationStatus.DELIVERED,
+                attempts=N.c.attempts + 1,
+                claimed_until=None,
+                claimed_by=None,
+                last_error=None,
+            )
+        )
+    changes = [
+        {
+            "b_id": r.notification.id,
+            "b_status": NotificationStatus.FAILED if r in failed else NotificationStatus.PENDING,
+            "b_next": now + timedelta(seconds=policy.delay(r.notification.attempts + 1)),
+            "b_failed_at": now if r in failed else None,
+            "b_error": describe(r),
+        }
+        for r in undelivered
+    ]
+    if changes:
+        await conn.execute(
+            update(N)
+            .where(N.c.id == bindparam("b_id"), N.c.read.is_(False))
+            .values(
+                status=bindparam("b_status"),
+                next_attempt_at=bindparam("b_next"),
+                failed_at=bindparam("b_failed_at"),
+                last_error=bindparam("b_error"),
+                attempts=N.c.attempts + 1,
+                claimed_until=None,
+                claimed_by=None,
+            ),
+            changes,
+        )
+    return Recorded(delivered, retried, failed)
+
+
+def describe(result: AttemptResult) -> str:
+    if result.http_status is not None:
+        return f"HTTP {result.http_status}"
+    return result.error or "unknown error"
+
+
+async def release(conn: AsyncConnection, worker_id: str, ids: Sequence[uuid.UUID]) -> int:
+    """Give claimed rows back at once (graceful shutdown) instead of waiting for the lease."""
+    if not ids:
+        return 0
+    done = await conn.execute(
+        update(N)
+        .where(N.c.id.in_(ids), N.c.claimed_by == worker_id, N.c.read.is_(False))
+        .values(claimed_until=None, claimed_by=None)
+    )
+    return done.rowcount or 0
+
+
+async def replay(conn: AsyncConnection, ids: Sequence[uuid.UUID] | None = None) -> list[uuid.UUID]:
+    """Send dead-lettered (FAILED) rows again: all of them, or those among `ids`."""
+    cond = [N.c.status == NotificationStatus.FAILED, N.c.read.is_(False)]
+    if ids is not None:
+        cond.append(N.c.id.in_(ids))
+    done = await conn.execute(
+        update(N)
+        .where(*cond)
+        .values(
+            status=NotificationStatus.PENDING,
+            attempts=0,
+            next_attempt_at=utcnow(),
+            failed_at=None,
+            claimed_until=None,
+            claimed_by=None,
+        )
+        .returning(N.c.id)
+    )
+    return list(done.scalars())
+
+
+async def attempts_of(conn: AsyncConnection, notification_id: uuid.UUID) -> list[dict[str, Any]]:
+    rows = await conn.execute(
+        select(ATTEMPTS)
+        .where(ATTEMPTS.c.notification_id == notification_id)
+        .order_by(ATTEMPTS.c.started_at, ATTEMPTS.c.id)
+    )
+    return [dict(r._mapping) for r in rows]
