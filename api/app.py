@@ -12,6 +12,8 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from api import admin
 from api.errors import EXCEPTION_HANDLERS
 from api.public import PublicController
+from api.pull import PullController
+from api.wakeup import Waker
 from domain.config import Settings
 from domain.db import Database
 
@@ -26,13 +28,17 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     async def startup(app: Litestar) -> None:
         app.state.db = Database(settings)
+        # Wake the dispatcher after each commit when something pushes; else rows wait for pulls.
+        app.state.after_commit = Waker(settings) if settings.push_targets else None
 
     async def shutdown(app: Litestar) -> None:
+        if app.state.after_commit is not None:
+            app.state.after_commit.close()
         await app.state.db.dispose()
 
     logging.basicConfig(level=logging.INFO)
     return Litestar(
-        route_handlers=[PublicController, live, *admin.route_handlers],
+        route_handlers=[PublicController, PullController, live, *admin.route_handlers],
         middleware=[*admin.middleware],
         state=State({"settings": settings}),
         on_startup=[startup],

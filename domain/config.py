@@ -6,11 +6,11 @@ import base64
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from domain.enums import NotificationType
-from domain.rules import DEFAULT_TARGET, Route
+from domain.rules import DEFAULT_TARGET, RetryPolicy, Route
 
 
 class ConfigError(ValueError):
@@ -151,6 +151,41 @@ def _int(env: Mapping[str, str], var: str, default: int, minimum: int = 0) -> in
     return value
 
 
+def _float(env: Mapping[str, str], var: str, default: float, minimum: float = 0.001) -> float:
+    raw = env.get(var)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{var}: must be a number") from exc
+    if value < minimum:
+        raise ConfigError(f"{var}: must be >= {minimum}")
+    return value
+
+
+def _schedule(env: Mapping[str, str], var: str, default: tuple[float, ...]) -> tuple[float, ...]:
+    raw = env.get(var)
+    if not raw:
+        return default
+    try:
+        steps = tuple(float(p) for p in raw.split(",") if p.strip())
+    except ValueError as exc:
+        raise ConfigError(f"{var}: must be comma-separated seconds, e.g. 5,30,120") from exc
+    if not steps or min(steps) < 0:
+        raise ConfigError(f"{var}: must be comma-separated non-negative seconds")
+    return steps
+
+
+def _secret_url(env: Mapping[str, str], var: str) -> Secret | None:
+    raw = (env.get(var) or "").strip()
+    if not raw:
+        return None
+    if not re.match(r"^https?://[^\s/]+", raw):
+        raise ConfigError(f"{var}: must be an http(s) URL")
+    return Secret(raw)
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_SQLITE_URL
@@ -160,6 +195,24 @@ class Settings:
     idempotency_ttl: timedelta = timedelta(hours=24)
     db_pool_size: int = 10
     debug: bool = False
+    # Delivery (worker)
+    celery_queue: str = "crm"
+    batch_size: int = 200
+    max_in_flight: int = 64
+    lease: timedelta = timedelta(seconds=60)
+    delivery_timeout: float = 10.0
+    dispatch_budget: float = 10.0
+    retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
+    sweep_seconds: float = 1.0
+    stats_seconds: float = 60.0
+    stale_check_seconds: float = 60.0
+    stale_after: timedelta = timedelta(hours=1)
+    alert_webhook_url: Secret | None = None  # Slack-style URLs carry a token
+    retention: timedelta = timedelta(days=30)
+
+    @property
+    def push_targets(self) -> tuple[Target, ...]:
+        return tuple(t for t in self.targets if t.url)
 
     @property
     def routes(self) -> tuple[Route, ...]:
@@ -186,4 +239,21 @@ class Settings:
             idempotency_ttl=timedelta(hours=_int(env, "CRM_IDEMPOTENCY_TTL_HOURS", 24, 1)),
             db_pool_size=_int(env, "CRM_DB_POOL_SIZE", 10, 1),
             debug=env.get("CRM_DEBUG", "") in ("1", "true", "yes"),
+            celery_queue=env.get("CRM_CELERY_QUEUE") or "crm",
+            batch_size=_int(env, "CRM_BATCH_SIZE", 200, 1),
+            max_in_flight=_int(env, "CRM_MAX_IN_FLIGHT", 64, 1),
+            lease=timedelta(seconds=_float(env, "CRM_LEASE_SECONDS", 60.0)),
+            delivery_timeout=_float(env, "CRM_DELIVERY_TIMEOUT", 10.0),
+            dispatch_budget=_float(env, "CRM_DISPATCH_BUDGET", 10.0),
+            retry_policy=RetryPolicy(
+                schedule=_schedule(env, "CRM_RETRY_SCHEDULE", RetryPolicy.schedule),
+                jitter=_float(env, "CRM_RETRY_JITTER", RetryPolicy.jitter, minimum=0.0),
+                max_attempts=_int(env, "CRM_MAX_ATTEMPTS", RetryPolicy.max_attempts, 1),
+            ),
+            sweep_seconds=_float(env, "CRM_SWEEP_SECONDS", 1.0),
+            stats_seconds=_float(env, "CRM_STATS_SECONDS", 60.0),
+            stale_check_seconds=_float(env, "CRM_STALE_CHECK_SECONDS", 60.0),
+            stale_after=timedelta(seconds=_float(env, "CRM_STALE_AFTER", 3600.0)),
+            alert_webhook_url=_secret_url(env, "CRM_ALERT_WEBHOOK_URL"),
+            retention=timedelta(days=_float(env, "CRM_RETENTION_DAYS", 30.0)),
         )

@@ -257,3 +257,50 @@ async def attempts_of(conn: AsyncConnection, notification_id: uuid.UUID) -> list
         .order_by(ATTEMPTS.c.started_at, ATTEMPTS.c.id)
     )
     return [dict(r._mapping) for r in rows]
+
+
+def as_payload(row: Any) -> dict[str, Any]:
+    """A notification as the seed shows it, for pull-mode clients."""
+    return {
+        "id": str(row.id),
+        "type": str(row.type),
+        "targetSystem": row.target_system,
+        "priority": str(row.priority),
+        "data": row.data,
+        "read": row.read,
+        "readAt": row.read_at.isoformat() if row.read_at else None,
+        "createdAt": row.created_at.isoformat(),
+        "status": str(row.status),
+    }
+
+
+async def list_for_target(
+    conn: AsyncConnection, target: str, read: bool | None, limit: int
+) -> list[dict[str, Any]]:
+    """Pull mode: a target's notifications, HIGH > NORMAL > LOW, then oldest first."""
+    stmt = select(N).where(N.c.target_system == target)
+    if read is not None:
+        stmt = stmt.where(N.c.read.is_(read))
+    stmt = stmt.order_by(N.c.priority_rank.desc(), N.c.created_at).limit(limit)
+    return [as_payload(r) for r in await conn.execute(stmt)]
+
+
+async def acknowledge(conn: AsyncConnection, target: str, notification_id: uuid.UUID) -> bool:
+    """Pull-mode acknowledgement; False when the id is not this target's. Repeats are harmless."""
+    found = await conn.execute(
+        select(N.c.read).where(N.c.id == notification_id, N.c.target_system == target)
+    )
+    if found.first() is None:
+        return False
+    await conn.execute(
+        update(N)
+        .where(N.c.id == notification_id, N.c.read.is_(False))
+        .values(
+            read=True,
+            read_at=utcnow(),
+            status=NotificationStatus.DELIVERED,
+            claimed_until=None,
+            claimed_by=None,
+        )
+    )
+    return True

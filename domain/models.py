@@ -391,6 +391,22 @@ class IdempotencyKey(Base):
     )
 
 
+
+class LeadAuditEntry(Base):
+    """One change of a lead (status, assignee, score, conversion): who, when, from, to."""
+
+    __tablename__ = "lead_audit_entries"
+    __table_args__ = (Index("idx_lead_audit_entries_lead", "lead_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    lead_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
+    actor: Mapped[str] = mapped_column(String(254))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    action: Mapped[str] = mapped_column(String(32))
+    field: Mapped[str] = mapped_column(String(32))
+    from_value: Mapped[str | None] = mapped_column(String(254))
+    to_value: Mapped[str | None] = mapped_column(String(254))
+
 def table_of(model: type[Base]) -> Table:
     return cast(Table, model.__table__)
 
@@ -408,3 +424,20 @@ IDEMPOTENCY_KEYS = table_of(IdempotencyKey)
 ATTEMPTS = table_of(CrmNotificationAttempt)
 SNAPSHOTS = table_of(CrmStatsSnapshot)
 ALERTS = table_of(CrmAlert)
+LEAD_AUDIT = table_of(LeadAuditEntry)
+
+# Keyset pagination of the admin lists: each sort order has an index ending in the id tiebreak.
+Index(
+    "idx_leads_keyset_score", LEADS.c.lead_score.desc(), LEADS.c.created_at.desc(), LEADS.c.id.desc()
+)
+Index("idx_leads_keyset_created", LEADS.c.created_at.desc(), LEADS.c.id.desc())
+Index(
+    "idx_leads_status_keyset_score",
+    LEADS.c.status,
+    LEADS.c.lead_score.desc(),
+    LEADS.c.created_at.desc(),
+    LEADS.c.id.desc(),
+)
+Index("idx_form_submissions_keyset", FORM_SUBMISSIONS.c.created_at.desc(), FORM_SUBMISSIONS.c.id.desc())
+Index("idx_newsletter_subscribers_keyset", SUBSCRIBERS.c.subscribed_at.desc(), SUBSCRIBERS.c.id.desc())
+Index("idx_crm_notifications_keyset", NOTIFICATIONS.c.created_at.desc(), NOTIFICATIONS.c.id.desc())

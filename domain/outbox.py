@@ -62,3 +62,7 @@ async def insert_all(conn: AsyncConnection, writes: Sequence[tuple[Table, Rows]]
         return
     for table, rows in writes:
         await conn.execute(insert(table), rows)
+
+
+# The name under which the API wakes the dispatcher through the broker (api -> broker -> worker).
+DISPATCH_TASK = "crm.dispatch"

@@ -1,0 +1,30 @@
+"""Send alerts: a structured WARNING log line, and a Slack-compatible POST when configured."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+
+from domain.alerts import AlertEvent
+from domain.config import Settings
+
+log = logging.getLogger("crm.alerts")
+
+
+def send_alert(settings: Settings, event: AlertEvent) -> None:
+    level = logging.WARNING if event.state == "raised" else logging.INFO
+    log.log(
+        level,
+        "alert %s %s target=%s details=%s",
+        event.kind,
+        event.state,
+        event.target_system,
+        {k: v for k, v in event.details.items() if k != "notificationIds"},
+    )
+    if settings.alert_webhook_url is None:
+        return
+    try:
+        httpx.post(settings.alert_webhook_url.get(), json={"text": event.text}, timeout=5.0)
+    except httpx.HTTPError as exc:
+        log.warning("alert webhook unreachable: %s", type(exc).__name__)

@@ -1,0 +1,52 @@
+"""The Celery app: broker from CELERY_BROKER_URL, beat schedule from the settings."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from celery import Celery
+
+from domain.config import Settings
+from domain.outbox import DISPATCH_TASK
+
+DISPATCH = DISPATCH_TASK
+STATS = "crm.stats_snapshot"
+STALE = "crm.check_stale"
+RETENTION = "crm.retention"
+
+
+def make_celery(settings: Settings) -> Celery:
+    app = Celery("crm", broker=settings.broker_url, include=["worker.tasks"])
+    sweep = settings.sweep_seconds
+    app.conf.update(
+        task_default_queue=settings.celery_queue,
+        task_ignore_result=True,
+        worker_prefetch_multiplier=1,
+        worker_hijack_root_logger=False,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"socket_connect_timeout": 2, "socket_timeout": 5},
+        worker_send_task_events=True,  # Flower shows tasks live
+        task_send_sent_event=True,
+        timezone="UTC",
+        beat_schedule={
+            "dispatch-sweep": {
+                "task": DISPATCH,
+                "schedule": timedelta(seconds=sweep),
+                "options": {"expires": max(sweep * 2, 1.0)},
+            },
+            "stats-snapshot": {
+                "task": STATS,
+                "schedule": timedelta(seconds=settings.stats_seconds),
+            },
+            "stale-check": {
+                "task": STALE,
+                "schedule": timedelta(seconds=settings.stale_check_seconds),
+            },
+            "retention": {"task": RETENTION, "schedule": timedelta(days=1)},
+        },
+    )
+    return app
+
+
+settings = Settings.from_env()
+app = make_celery(settings)

@@ -1,0 +1,141 @@
+"""Drain the outbox: per push target, claim a batch, deliver it concurrently, record it.
+
+Each target drains in its own loop, so a slow or dead target never holds up the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import aiohttp
+import msgspec
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from domain.config import Settings, Target, async_url
+from domain.delivery import AttemptResult, Claimed, Recorded, claim_due, record_results, release
+from domain.models import utcnow
+from worker.signing import secret_key, webhook_headers
+from worker.transport import new_session, post
+
+log = logging.getLogger("crm.dispatch")
+
+
+@dataclass
+class DrainReport:
+    claimed: int = 0
+    delivered: int = 0
+    retried: int = 0
+    failed: list[AttemptResult] = field(default_factory=list)
+
+
+class Dispatcher:
+    """Per worker process: one event loop, one async engine, one pooled HTTP session."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.loop = asyncio.new_event_loop()
+        self.engine: AsyncEngine = create_async_engine(
+            async_url(settings.database_url), pool_size=4, max_overflow=4
+        )
+        self._session: aiohttp.ClientSession | None = None
+        self._keys = {t.name: [secret_key(s) for s in t.secrets] for t in settings.push_targets}
+        self.in_flight: set[uuid.UUID] = set()
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            s = self.settings
+            self._session = new_session(s.max_in_flight, s.delivery_timeout)
+        return self._session
+
+    def run(self, budget: float | None = None) -> DrainReport:
+        return self.loop.run_until_complete(self.drain(budget))
+
+    async def drain(self, budget: float | None = None) -> DrainReport:
+        deadline = time.monotonic() + (budget or self.settings.dispatch_budget)
+        reports = await asyncio.gather(
+            *(self._drain_target(t, deadline) for t in self.settings.push_targets)
+        )
+        total = DrainReport()
+        for r in reports:
+            total.claimed += r.claimed
+            total.delivered += r.delivered
+            total.retried += r.retried
+            total.failed.extend(r.failed)
+        return total
+
+    async def _drain_target(self, target: Target, deadline: float) -> DrainReport:
+        report = DrainReport()
+        s = self.settings
+        while time.monotonic() < deadline:
+            async with self.engine.begin() as conn:
+                batch = await claim_due(conn, self.worker_id, [target.name], s.batch_size, s.lease)
+            if not batch:
+                break
+            self.in_flight.update(c.id for c in batch)
+            try:
+                results = await self.deliver_batch(target, batch)
+                async with self.engine.begin() as conn:
+                    recorded = await record_results(conn, results, s.retry_policy)
+            finally:
+                self.in_flight.difference_update(c.id for c in batch)
+            _add(report, batch, recorded)
+            if len(batch) < s.batch_size:
+                break
+        return report
+
+    async def deliver_batch(self, target: Target, batch: Sequence[Claimed]) -> list[AttemptResult]:
+        assert target.url is not None
+        keys = self._keys[target.name]
+        url = target.url
+
+        async def one(n: Claimed) -> AttemptResult:
+            started_at = utcnow()
+            body = msgspec.json.encode(n.payload())
+            headers = webhook_headers(keys, str(n.id), int(time.time()), body)
+            if n.request_id:
+                headers["x-request-id"] = n.request_id
+            reply = await post(self.session, url, body, headers)
+            return AttemptResult(
+                n, started_at, reply.duration_ms, reply.status, reply.error, reply.body
+            )
+
+        return list(await asyncio.gather(*(one(n) for n in batch)))
+
+    async def release_in_flight(self) -> int:
+        """Give claimed rows back at once (graceful shutdown)."""
+        ids = list(self.in_flight)
+        async with self.engine.begin() as conn:
+            return await release(conn, self.worker_id, ids)
+
+    def close(self) -> None:
+        async def _close() -> None:
+            if self._session is not None:
+                await self._session.close()
+            await self.engine.dispose()
+
+        self.loop.run_until_complete(_close())
+        self.loop.close()
+
+
+def _add(report: DrainReport, batch: Sequence[Claimed], recorded: Recorded) -> None:
+    report.claimed += len(batch)
+    report.delivered += len(recorded.delivered)
+    report.retried += len(recorded.retried)
+    report.failed.extend(recorded.failed)
+    for r in recorded.retried:
+        log.info(
+            "delivery failed, will retry: notification=%s target=%s attempt=%d reason=%s",
+            r.notification.id,
+            r.notification.target_system,
+            r.notification.attempts + 1,
+            r.http_status or r.error,
+        )

@@ -1,0 +1,118 @@
+"""Celery tasks. Each opens its own session and is idempotent: running one twice does no harm."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery.signals import worker_process_init, worker_process_shutdown
+from sqlalchemy import delete, insert
+
+from domain.alerts import check_stale, record_dead_letters
+from domain.delivery import describe
+from domain.models import ATTEMPTS, IDEMPOTENCY_KEYS, NOTIFICATIONS, SNAPSHOTS, utcnow
+from domain.stats import crm_stats, snapshot_row
+from worker.alerts import send_alert
+from worker.celery_app import DISPATCH, RETENTION, STALE, STATS, app, settings
+from worker.dispatcher import Dispatcher, DrainReport
+
+log = logging.getLogger("crm.tasks")
+_dispatcher: Dispatcher | None = None
+
+
+def dispatcher() -> Dispatcher:
+    """Created in each worker process after the fork, never shared across processes."""
+    global _dispatcher
+    if _dispatcher is None:
+        _dispatcher = Dispatcher(settings)
+    return _dispatcher
+
+
+@worker_process_init.connect
+def _fresh_after_fork(**_: Any) -> None:
+    global _dispatcher
+    _dispatcher = None
+
+
+@worker_process_shutdown.connect
+def _close(**_: Any) -> None:
+    if _dispatcher is not None:
+        _dispatcher.close()
+
+
+@app.task(name=DISPATCH)
+def dispatch() -> dict[str, int]:
+    """Claim and deliver due notifications until none is due or the time budget is spent."""
+    d = dispatcher()
+    report = d.run()
+    if report.failed:
+        d.loop.run_until_complete(_dead_letter_alerts(d, report))
+    return {"claimed": report.claimed, "delivered": report.delivered, "retried": report.retried}
+
+
+async def _dead_letter_alerts(d: Dispatcher, report: DrainReport) -> None:
+    by_target: dict[str, list[Any]] = {}
+    for r in report.failed:
+        by_target.setdefault(r.notification.target_system, []).append(r)
+    for target, results in by_target.items():
+        async with d.engine.begin() as conn:
+            event = await record_dead_letters(
+                conn, target, [str(r.notification.id) for r in results], describe(results[-1])
+            )
+        send_alert(settings, event)
+
+
+@app.task(name=STATS)
+def stats_snapshot() -> None:
+    d = dispatcher()
+
+    async def run() -> None:
+        async with d.engine.begin() as conn:
+            stats = await crm_stats(conn)
+            await conn.execute(insert(SNAPSHOTS).values(**snapshot_row(stats, utcnow())))
+
+    d.loop.run_until_complete(run())
+
+
+@app.task(name=STALE)
+def stale_check() -> int:
+    d = dispatcher()
+
+    async def run() -> list[Any]:
+        async with d.engine.begin() as conn:
+            return await check_stale(conn, settings.stale_after)
+
+    events = d.loop.run_until_complete(run())
+    for event in events:
+        send_alert(settings, event)
+    return len(events)
+
+
+@app.task(name=RETENTION)
+def retention() -> dict[str, int]:
+    """Delete read notifications and attempts older than CRM_RETENTION_DAYS, and old keys."""
+    d = dispatcher()
+    cutoff = utcnow() - settings.retention
+
+    async def run() -> dict[str, int]:
+        async with d.engine.begin() as conn:
+            attempts = await conn.execute(delete(ATTEMPTS).where(ATTEMPTS.c.started_at < cutoff))
+            notes = await conn.execute(
+                delete(NOTIFICATIONS).where(
+                    NOTIFICATIONS.c.read.is_(True), NOTIFICATIONS.c.read_at < cutoff
+                )
+            )
+            keys = await conn.execute(
+                delete(IDEMPOTENCY_KEYS).where(
+                    IDEMPOTENCY_KEYS.c.created_at < utcnow() - settings.idempotency_ttl
+                )
+            )
+        return {
+            "attempts": attempts.rowcount,
+            "notifications": notes.rowcount,
+            "keys": keys.rowcount,
+        }
+
+    counts = d.loop.run_until_complete(run())
+    log.info("retention removed %s", counts)
+    return counts
