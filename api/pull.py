@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from litestar import Controller, Request, get, post
 from litestar.datastructures import State
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 
 from domain.config import Settings
 from domain.delivery import acknowledge, list_for_target
@@ -40,9 +40,9 @@ class PullController(Controller):
         self,
         request: Request,
         state: State,
-        target_system: Annotated[str, Parameter(query="targetSystem", max_length=50)],
-        read: bool | None = False,
-        limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+        target_system: Annotated[str, QueryParameter(name="targetSystem", max_length=50)],
+        read: Annotated[bool | None, QueryParameter()] = False,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     ) -> list[dict[str, Any]]:
         if target_for_key(request, state.settings) != target_system:
             raise PermissionDeniedException("this API key belongs to another target system")

@@ -1,0 +1,84 @@
+"""Fixtures starting real Celery workers, beat and receivers for the delivery tests."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from litestar.testing import TestClient
+
+from api.app import create_app
+from domain.config import Settings
+from tests.conftest import REDIS_URL
+from tests.e2e.harness import Proc, Receiver, base_env
+
+
+class Stack:
+    """A receiver, and the crm processes pointed at it, on a private Celery queue."""
+
+    def __init__(self, pg_url: str, tmp: Path, broker_url: str, receiver: Receiver, **extra: str):
+        self.queue = f"crm-test-{uuid.uuid4().hex[:8]}"
+        self.receiver = receiver
+        self.env = base_env(pg_url, broker_url, self.queue, receiver.url, **extra)
+        self.tmp = tmp
+        self.procs: list[Proc] = []
+        self._clients: list[TestClient] = []
+
+    @property
+    def settings(self) -> Settings:
+        return Settings.from_env(self.env)
+
+    def worker(self, concurrency: int = 2, name: str = "worker") -> Proc:
+        p = Proc(
+            ["worker", "-c", str(concurrency)], self.env, self.tmp / f"{name}-{len(self.procs)}.log"
+        )
+        self.procs.append(p)
+        p.wait_ready("ready.")
+        return p
+
+    def beat(self) -> Proc:
+        p = Proc(
+            ["beat", "--schedule", str(self.tmp / f"beat-{uuid.uuid4().hex[:6]}")],
+            self.env,
+            self.tmp / "beat.log",
+        )
+        self.procs.append(p)
+        p.wait_ready("beat: Starting")
+        return p
+
+    def client(self) -> TestClient:
+        c = TestClient(app=create_app(self.settings))
+        c.__enter__()
+        self._clients.append(c)
+        return c
+
+    def close(self) -> None:
+        for c in self._clients:
+            c.__exit__(None, None, None)
+        for p in self.procs:
+            p.stop()
+        self.receiver.stop()
+
+
+@pytest.fixture
+def make_stack(pg_url: str, tmp_path: Path, engine) -> Iterator:  # type: ignore[no-untyped-def]
+    stacks: list[Stack] = []
+
+    def make(
+        receiver: Receiver | None = None, broker_url: str | None = None, **extra: str
+    ) -> Stack:
+        receiver = receiver or Receiver().start()
+        s = Stack(pg_url, tmp_path, broker_url or f"{REDIS_URL}/0", receiver, **extra)
+        stacks.append(s)
+        return s
+
+    yield make
+    for s in stacks:
+        s.close()
+        try:
+            redis.Redis.from_url(f"{REDIS_URL}/0").delete(s.queue)
+        except redis.RedisError:
+            pass
