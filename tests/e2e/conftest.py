@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,7 +79,5 @@ def make_stack(pg_url: str, tmp_path: Path, engine) -> Iterator:  # type: ignore
     yield make
     for s in stacks:
         s.close()
-        try:
+        with contextlib.suppress(redis.RedisError):
             redis.Redis.from_url(f"{REDIS_URL}/0").delete(s.queue)
-        except redis.RedisError:
-            pass
