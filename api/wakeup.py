@@ -23,7 +23,7 @@ class Waker:
         self._queue = settings.celery_queue
         self._celery = Celery("crm-api", broker=settings.broker_url)
         self._celery.conf.update(
-            broker_transport_options={"socket_connect_timeout": 1, "socket_timeout": 2},
+            broker_transport_options=settings.broker_transport_options,
             broker_connection_timeout=1,
             broker_connection_max_retries=0,
         )

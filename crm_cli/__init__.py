@@ -60,16 +60,68 @@ def api(host: str, port: int, workers: int) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-def run(host: str, port: int) -> None:
-    """Everything on one machine: migrate the database, then serve the API."""
+@click.option("--hub-port", default=8001, show_default=True, type=int)
+def run(host: str, port: int, hub_port: int) -> None:
+    """Everything on one machine: migrate, then API, worker, beat (and a demo hub).
+
+    With no CELERY_BROKER_URL on the SQLite default, the broker is a SQLite file too, so
+    nothing needs a server. With no target configured, a demo BZION_HUB receiver is started
+    with a fresh signing secret, so a form visibly becomes a verified, signed webhook.
+    """
+    import base64
+    import os
+    import secrets
+    import signal
+    import subprocess
+    import time
+
     from domain.migrate import upgrade
 
     settings = load_settings()
     upgrade(settings.database_url)
-    click.echo(
-        f"crm-sync on http://{host}:{port}  (API docs: http://{host}:{port}/schema)", err=True
+    env = dict(os.environ)
+    if settings.is_sqlite and not env.get("CELERY_BROKER_URL"):
+        env["CELERY_BROKER_URL"] = "sqla+sqlite:///./crm-broker.db"
+    commands = [
+        ["api", "--host", host, "--port", str(port)],
+        ["worker", "--concurrency", "1"],
+        ["beat"],
+    ]
+    if not settings.targets:
+        secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+        env["CRM_TARGET_BZION_HUB_URL"] = f"http://127.0.0.1:{hub_port}/webhook"
+        env["CRM_TARGET_BZION_HUB_SECRET"] = secret
+        commands.insert(0, ["hub-demo", "--port", str(hub_port)])
+    procs = [
+        subprocess.Popen([sys.executable, "-c", "from crm_cli import main; main()", *c], env=env)
+        for c in commands
+    ]
+    click.secho(
+        f"crm-sync on http://{host}:{port} (API docs: /schema). Try:\n"
+        f"  curl -s localhost:{port}/api/forms/submit -H 'content-type: application/json' "
+        '-d \'{"formType":"quote_request","email":"buyer@company.com"}\'',
+        fg="cyan",
+        err=True,
     )
-    api.callback(host=host, port=port, workers=1)  # type: ignore[misc]
+    try:
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    failed = [
+        c[0] for c, p in zip(commands, procs, strict=True) if p.returncode not in (0, -15, None)
+    ]
+    if failed:
+        raise click.ClickException(f"stopped because {', '.join(failed)} exited")
 
 
 def _register_subcommands() -> None:

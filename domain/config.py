@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -195,6 +196,8 @@ class Settings:
     idempotency_ttl: timedelta = timedelta(hours=24)
     db_pool_size: int = 10
     debug: bool = False
+    # Signs the admin side's CSRF tokens; without CRM_SECRET_KEY, a random key per process.
+    secret_key: Secret = field(default_factory=lambda: Secret(secrets.token_urlsafe(32)))
     # Delivery (worker)
     celery_queue: str = "crm"
     batch_size: int = 200
@@ -209,6 +212,14 @@ class Settings:
     stale_after: timedelta = timedelta(hours=1)
     alert_webhook_url: Secret | None = None  # Slack-style URLs carry a token
     retention: timedelta = timedelta(days=30)
+
+    @property
+    def broker_transport_options(self) -> dict[str, float]:
+        """Short socket timeouts on Redis. kombu's SQLAlchemy transport (the server-less
+        embedded broker) hands its options to create_engine, so it gets none."""
+        if self.broker_url.startswith("sqla+"):
+            return {}
+        return {"socket_connect_timeout": 1, "socket_timeout": 5}
 
     @property
     def push_targets(self) -> tuple[Target, ...]:
@@ -256,4 +267,5 @@ class Settings:
             stale_after=timedelta(seconds=_float(env, "CRM_STALE_AFTER", 3600.0)),
             alert_webhook_url=_secret_url(env, "CRM_ALERT_WEBHOOK_URL"),
             retention=timedelta(days=_float(env, "CRM_RETENTION_DAYS", 30.0)),
+            **({"secret_key": Secret(env["CRM_SECRET_KEY"])} if env.get("CRM_SECRET_KEY") else {}),
         )

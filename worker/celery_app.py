@@ -24,7 +24,7 @@ def make_celery(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"socket_connect_timeout": 2, "socket_timeout": 5},
+        broker_transport_options=settings.broker_transport_options,
         worker_send_task_events=True,  # Flower shows tasks live
         task_send_sent_event=True,
         timezone="UTC",

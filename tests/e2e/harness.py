@@ -127,13 +127,15 @@ class Receiver:
 class Proc:
     """A `crm` subprocess in its own process group, so SIGKILL reaches its children too."""
 
-    def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
+    def __init__(
+        self, args: list[str], env: dict[str, str], log_path: Path, cwd: Path | None = None
+    ) -> None:
         self.log_path = log_path
         self._log = open(log_path, "wb")  # noqa: SIM115
         self.popen = subprocess.Popen(
             [sys.executable, "-c", "from crm_cli import main; main()", *args],
-            cwd=ROOT,
-            env=env,
+            cwd=cwd or ROOT,
+            env={**env, "PYTHONPATH": str(ROOT)},
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
