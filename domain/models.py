@@ -391,7 +391,6 @@ class IdempotencyKey(Base):
     )
 
 
-
 class LeadAuditEntry(Base):
     """One change of a lead (status, assignee, score, conversion): who, when, from, to."""
 
@@ -406,6 +405,7 @@ class LeadAuditEntry(Base):
     field: Mapped[str] = mapped_column(String(32))
     from_value: Mapped[str | None] = mapped_column(String(254))
     to_value: Mapped[str | None] = mapped_column(String(254))
+
 
 def table_of(model: type[Base]) -> Table:
     return cast(Table, model.__table__)
@@ -428,7 +428,10 @@ LEAD_AUDIT = table_of(LeadAuditEntry)
 
 # Keyset pagination of the admin lists: each sort order has an index ending in the id tiebreak.
 Index(
-    "idx_leads_keyset_score", LEADS.c.lead_score.desc(), LEADS.c.created_at.desc(), LEADS.c.id.desc()
+    "idx_leads_keyset_score",
+    LEADS.c.lead_score.desc(),
+    LEADS.c.created_at.desc(),
+    LEADS.c.id.desc(),
 )
 Index("idx_leads_keyset_created", LEADS.c.created_at.desc(), LEADS.c.id.desc())
 Index(
@@ -438,6 +441,12 @@ Index(
     LEADS.c.created_at.desc(),
     LEADS.c.id.desc(),
 )
-Index("idx_form_submissions_keyset", FORM_SUBMISSIONS.c.created_at.desc(), FORM_SUBMISSIONS.c.id.desc())
-Index("idx_newsletter_subscribers_keyset", SUBSCRIBERS.c.subscribed_at.desc(), SUBSCRIBERS.c.id.desc())
+Index(
+    "idx_form_submissions_keyset",
+    FORM_SUBMISSIONS.c.created_at.desc(),
+    FORM_SUBMISSIONS.c.id.desc(),
+)
+Index(
+    "idx_newsletter_subscribers_keyset", SUBSCRIBERS.c.subscribed_at.desc(), SUBSCRIBERS.c.id.desc()
+)
 Index("idx_crm_notifications_keyset", NOTIFICATIONS.c.created_at.desc(), NOTIFICATIONS.c.id.desc())
