@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from domain.enums import FormType, LeadType, NotificationPriority, NotificationType
+from domain.enums import FormType, LeadStatus, LeadType, NotificationPriority, NotificationType
+from domain.errors import IllegalTransition
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +26,8 @@ FORM_RULES: Mapping[FormType, FormRule] = {
 
 NEWSLETTER_LEAD_SCORE = 30
 MANUAL_LEAD_SCORE = 60
+MANUAL_LEAD_SOURCE = "manual_import"
+LEAD_SCORE_MIN, LEAD_SCORE_MAX = 0, 100
 
 # Notification types whose priority does not depend on a score.
 FIXED_PRIORITY: Mapping[NotificationType, NotificationPriority] = {
@@ -121,3 +124,36 @@ class RetryPolicy:
 
     def exhausted(self, attempt_number: int) -> bool:
         return attempt_number >= self.max_attempts
+
+
+# Lead pipeline (seed section 4): NEW -> CONTACTED -> QUALIFIED -> CONVERTED, and any open
+# status -> REJECTED. CONVERTED and REJECTED are final.
+LEAD_TRANSITIONS: Mapping[LeadStatus, tuple[LeadStatus, ...]] = {
+    LeadStatus.NEW: (LeadStatus.CONTACTED, LeadStatus.REJECTED),
+    LeadStatus.CONTACTED: (LeadStatus.QUALIFIED, LeadStatus.REJECTED),
+    LeadStatus.QUALIFIED: (LeadStatus.CONVERTED, LeadStatus.REJECTED),
+    LeadStatus.CONVERTED: (),
+    LeadStatus.REJECTED: (),
+}
+
+# The seed's conversion funnel: each stage counts the leads that reached it or went further.
+FUNNEL_STAGES: tuple[tuple[str, frozenset[LeadStatus]], ...] = (
+    ("total", frozenset(LeadStatus)),
+    ("contacted", frozenset({LeadStatus.CONTACTED, LeadStatus.QUALIFIED, LeadStatus.CONVERTED})),
+    ("qualified", frozenset({LeadStatus.QUALIFIED, LeadStatus.CONVERTED})),
+    ("converted", frozenset({LeadStatus.CONVERTED})),
+)
+
+
+def allowed_moves(current: LeadStatus) -> tuple[LeadStatus, ...]:
+    return LEAD_TRANSITIONS[current]
+
+
+def check_transition(current: LeadStatus, target: LeadStatus) -> None:
+    """Raise IllegalTransition naming the allowed moves; staying put is not a move."""
+    if target == current or target in LEAD_TRANSITIONS[current]:
+        return
+    allowed = ", ".join(s.value for s in LEAD_TRANSITIONS[current]) or "none (final status)"
+    raise IllegalTransition(
+        f"a {current.value} lead cannot move to {target.value}; allowed: {allowed}"
+    )
