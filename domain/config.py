@@ -118,7 +118,7 @@ def parse_targets(env: Mapping[str, str]) -> tuple[Target, ...]:
     raw: dict[str, dict[str, str]] = {}
     for key, value in env.items():
         m = _TARGET_VAR.match(key)
-        if m:
+        if m and value.strip():  # an empty variable counts as unset (compose files, CI)
             raw.setdefault(m.group(1), {})[m.group(2)] = value.strip()
     targets = []
     for name, parts in sorted(raw.items()):

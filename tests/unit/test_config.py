@@ -72,3 +72,7 @@ def test_database_urls_map_to_drivers():
     assert async_url("sqlite:///./crm.db") == "sqlite+aiosqlite:///./crm.db"
     assert sync_url("sqlite+aiosqlite:///x.db") == "sqlite:///x.db"
     assert sync_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
+
+
+def test_empty_target_variables_count_as_unset():
+    assert Settings.from_env({"CRM_TARGET_BZION_HUB_URL": "", "CRM_TARGET_BZION_HUB_SECRET": ""}).targets == ()
