@@ -4,23 +4,19 @@ from __future__ import annotations
 
 import logging
 
-from litestar import Litestar, get
+from litestar import Litestar
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
 from api import admin
 from api.errors import EXCEPTION_HANDLERS
+from api.health import live, ready
 from api.public import PublicController
 from api.pull import PullController
 from api.wakeup import Waker
 from domain.config import Settings
 from domain.db import Database
-
-
-@get("/health/live", tags=["health"], summary="Process is up")
-async def live() -> dict[str, str]:
-    return {"status": "ok"}
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -38,7 +34,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     logging.basicConfig(level=logging.INFO)
     return Litestar(
-        route_handlers=[PublicController, PullController, live, *admin.route_handlers],
+        route_handlers=[PublicController, PullController, live, ready, *admin.route_handlers],
         middleware=[*admin.middleware],
         state=State({"settings": settings}),
         on_startup=[startup],
