@@ -12,6 +12,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from api import admin
 from api.errors import EXCEPTION_HANDLERS
 from api.health import live, ready
+from api.protection import RATE_LIMIT_STORE, cors, rate_limit, rate_limit_store, security_headers
 from api.public import PublicController
 from api.pull import PullController
 from api.wakeup import Waker
@@ -35,7 +36,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
     logging.basicConfig(level=logging.INFO)
     return Litestar(
         route_handlers=[PublicController, PullController, live, ready, *admin.route_handlers],
-        middleware=[*admin.middleware],
+        middleware=[
+            security_headers,
+            *([limit.middleware] if (limit := rate_limit(settings)) else []),
+            *admin.middleware,
+        ],
+        stores={RATE_LIMIT_STORE: rate_limit_store(settings)},
+        cors_config=cors(settings),
         state=State({"settings": settings}),
         on_startup=[startup],
         on_shutdown=[shutdown],

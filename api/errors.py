@@ -58,7 +58,8 @@ def _field_of(item: dict[str, Any]) -> str:
     key = str(item.get("key") or "")
     if key == "data":  # Litestar's name for the whole request body
         key = ""
-    key = HEADER_NAMES.get(key, key)
+    # Query parameters are reported in the request's camelCase, like body fields (minScore).
+    key = HEADER_NAMES.get(key) or re.sub(r"_([a-z])", lambda m: m.group(1).upper(), key)
     message = str(item.get("message", ""))
     missing = _MISSING.search(message)
     if missing:
@@ -84,10 +85,13 @@ def on_validation(_: Request, exc: ValidationException) -> Response:
 def on_http(_: Request, exc: HTTPException) -> Response:
     # Framework-raised client errors (undecodable JSON, 413, 415) concern the body as a whole.
     errors = [{"field": "body", "message": exc.detail}] if 400 <= exc.status_code < 500 else None
+    headers = dict(exc.headers or {})
+    if exc.status_code == 429 and "RateLimit-Reset" in headers:
+        headers["Retry-After"] = headers["RateLimit-Reset"]  # seconds until a slot frees
     return Response(
         error_body(exc.status_code, "http_error", exc.detail, errors),
         status_code=exc.status_code,
-        headers=exc.headers,
+        headers=headers,
     )
 
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from litestar import Controller, Request, get, post
 from litestar.datastructures import State
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
-from litestar.params import QueryParameter
+from litestar.params import FromPath, QueryParameter
 
 from domain.config import Settings
 from domain.delivery import acknowledge, list_for_target

@@ -187,6 +187,29 @@ def _secret_url(env: Mapping[str, str], var: str) -> Secret | None:
     return Secret(raw)
 
 
+_RATE = re.compile(r"^(\d+)/(second|minute|hour|day)$")
+
+
+def _rate(env: Mapping[str, str], var: str, default: tuple[str, int]) -> tuple[str, int] | None:
+    raw = (env.get(var) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("0", "off", "none"):
+        return None
+    m = _RATE.match(raw)
+    if not m or int(m.group(1)) < 1:
+        raise ConfigError(f"{var}: must look like 60/minute (second, minute, hour, day) or off")
+    return m.group(2), int(m.group(1))
+
+
+def _redis_default(broker_url: str) -> str | None:
+    """Rate limits share Redis with the broker (its db 1); no Redis, memory per process."""
+    if not broker_url.startswith("redis://"):
+        return None
+    base = broker_url.rsplit("/", 1)[0] if broker_url.count("/") > 2 else broker_url
+    return base + "/1"
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_SQLITE_URL
@@ -212,6 +235,10 @@ class Settings:
     stale_after: timedelta = timedelta(hours=1)
     alert_webhook_url: Secret | None = None  # Slack-style URLs carry a token
     retention: timedelta = timedelta(days=30)
+    # Public endpoints
+    rate_limit: tuple[str, int] | None = ("minute", 60)
+    rate_limit_redis_url: str | None = None
+    cors_origins: tuple[str, ...] = ()
 
     @property
     def broker_transport_options(self) -> dict[str, float]:
@@ -267,5 +294,11 @@ class Settings:
             stale_after=timedelta(seconds=_float(env, "CRM_STALE_AFTER", 3600.0)),
             alert_webhook_url=_secret_url(env, "CRM_ALERT_WEBHOOK_URL"),
             retention=timedelta(days=_float(env, "CRM_RETENTION_DAYS", 30.0)),
+            rate_limit=_rate(env, "CRM_RATE_LIMIT", ("minute", 60)),
+            rate_limit_redis_url=env.get("CRM_RATE_LIMIT_REDIS_URL")
+            or _redis_default(env.get("CELERY_BROKER_URL") or "redis://127.0.0.1:6379/0"),
+            cors_origins=tuple(
+                o.strip() for o in (env.get("CRM_CORS_ORIGINS") or "").split(",") if o.strip()
+            ),
             **({"secret_key": Secret(env["CRM_SECRET_KEY"])} if env.get("CRM_SECRET_KEY") else {}),
         )

@@ -52,7 +52,7 @@ def _clean_tables(request: pytest.FixtureRequest) -> None:
 
 @pytest.fixture(scope="session")
 def settings(pg_url: str) -> Settings:
-    return Settings(database_url=pg_url)
+    return Settings(database_url=pg_url, rate_limit=None)
 
 
 @pytest.fixture(scope="session")
@@ -67,6 +67,7 @@ def make_client(pg_url: str) -> Iterator[Callable[..., TestClient]]:
     opened: list[TestClient] = []
 
     def make(**overrides: object) -> TestClient:
+        overrides.setdefault("rate_limit", None)
         c = TestClient(app=create_app(Settings(database_url=pg_url, **overrides)))  # type: ignore[arg-type]
         c.__enter__()
         opened.append(c)

@@ -182,6 +182,7 @@ def base_env(
         "CRM_DELIVERY_TIMEOUT": "2",
         "CRM_LEASE_SECONDS": "10",
         "PYTHONUNBUFFERED": "1",
+        "CRM_RATE_LIMIT": "off",
     }
     env.update(extra)
     return env

@@ -1,0 +1,57 @@
+"""Abuse resistance: per-client rate limits (429 + Retry-After), CORS, security headers."""
+
+from tests.conftest import count
+from tests.e2e.harness import free_port
+
+FORM = {"formType": "contact_us", "email": "a@b.io"}
+
+
+def test_public_posts_are_rate_limited_per_client_with_retry_after(make_client, engine):
+    c = make_client(rate_limit=("minute", 3))
+    assert [c.post("/api/forms/submit", json=FORM).status_code for _ in range(3)] == [201] * 3
+    r = c.post("/api/forms/submit", json=FORM)
+    assert r.status_code == 429
+    assert int(r.headers["Retry-After"]) > 0
+    assert r.json()["error"] == "http_error"
+    assert count(engine, "form_submissions") == 3
+    assert c.get("/health/live").status_code == 200  # reads are not throttled
+
+
+def test_rate_limit_shares_redis_between_processes(make_client, engine):
+    url = "redis://127.0.0.1:6379/1"
+    a = make_client(rate_limit=("minute", 2), rate_limit_redis_url=url)
+    b = make_client(rate_limit=("minute", 2), rate_limit_redis_url=url)
+    import redis
+
+    redis.Redis.from_url(url).flushdb()
+    assert a.post("/api/forms/submit", json=FORM).status_code == 201
+    assert b.post("/api/forms/submit", json=FORM).status_code == 201
+    assert a.post("/api/forms/submit", json=FORM).status_code == 429
+
+
+def test_rate_limit_survives_a_dead_redis(make_client, engine):
+    c = make_client(
+        rate_limit=("minute", 2), rate_limit_redis_url=f"redis://127.0.0.1:{free_port()}/1"
+    )
+    assert [c.post("/api/forms/submit", json=FORM).status_code for _ in range(3)] == [201, 201, 429]
+
+
+def test_cors_allows_the_configured_frontend_only(make_client):
+    c = make_client(cors_origins=("https://www.example.com",))
+    ok = c.options(
+        "/api/forms/submit",
+        headers={"Origin": "https://www.example.com", "Access-Control-Request-Method": "POST"},
+    )
+    assert ok.headers.get("access-control-allow-origin") == "https://www.example.com"
+    other = c.options(
+        "/api/forms/submit",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert other.headers.get("access-control-allow-origin") != "https://evil.example"
+
+
+def test_security_headers_on_every_response(client):
+    r = client.get("/health/live")
+    assert r.headers["x-frame-options"] == "DENY"
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
