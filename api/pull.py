@@ -51,7 +51,7 @@ class PullController(Controller):
 
     @post("/{notification_id:uuid}/ack", status_code=200, summary="Acknowledge a notification")
     async def ack(
-        self, request: Request, state: State, notification_id: uuid.UUID
+        self, request: Request, state: State, notification_id: FromPath[uuid.UUID]
     ) -> dict[str, Any]:
         target = target_for_key(request, state.settings)
         async with state.db.transaction() as conn:
