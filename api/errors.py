@@ -6,13 +6,14 @@ import logging
 import re
 from typing import Any
 
+import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import ResponseSpec
 from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
     HTTP_404_NOT_FOUND,
     HTTP_409_CONFLICT,
-    HTTP_422_UNPROCESSABLE_ENTITY,
     HTTP_500_INTERNAL_SERVER_ERROR,
 )
 
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 
 STATUS_FOR: dict[type[DomainError], tuple[int, str]] = {
     DuplicateEmail: (HTTP_409_CONFLICT, "duplicate_email"),
-    IdempotencyKeyReused: (HTTP_422_UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
+    IdempotencyKeyReused: (HTTP_409_CONFLICT, "idempotency_key_reused"),
     IllegalTransition: (HTTP_409_CONFLICT, "illegal_transition"),
     NotFound: (HTTP_404_NOT_FOUND, "not_found"),
 }
@@ -107,6 +108,36 @@ def on_unexpected(request: Request, exc: Exception) -> Response:
         error_body(HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "internal server error"),
         status_code=HTTP_500_INTERNAL_SERVER_ERROR,
     )
+
+
+class FieldError(msgspec.Struct):
+    field: str | None
+    message: str
+
+
+class ErrorBody(msgspec.Struct):
+    """What every error answers: the status, a code, a sentence, and the fields at fault."""
+
+    status: int
+    error: str
+    detail: str
+    field: str | None
+    errors: list[FieldError]
+
+
+def _spec(description: str) -> ResponseSpec:
+    return ResponseSpec(data_container=ErrorBody, description=description, generate_examples=False)
+
+
+# The error answers of the public write endpoints, documented in the OpenAPI schema.
+PUBLIC_ERROR_RESPONSES: dict[int, ResponseSpec] = {
+    400: _spec("Bad input: `field` names the JSON path at fault; nothing was written"),
+    409: _spec(
+        "Conflict: an account with this email exists, or an Idempotency-Key reused with another body"
+    ),
+    413: _spec("Body over the size limit (64 KiB)"),
+    429: _spec("Too many requests from this client; see Retry-After"),
+}
 
 
 EXCEPTION_HANDLERS: dict[type[Exception], Any] = {

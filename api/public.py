@@ -12,6 +12,7 @@ from litestar.datastructures import State
 from litestar.params import HeaderParameter, JSONBody
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from api.errors import PUBLIC_ERROR_RESPONSES
 from domain import idempotency
 from domain.commands import Register, SubmitForm, SubmitRfq, Subscribe
 from domain.config import Settings
@@ -79,7 +80,12 @@ async def respond(
 class PublicController(Controller):
     tags = ["public"]
 
-    @post("/api/forms/submit", status_code=201, summary="Submit a website form")
+    @post(
+        "/api/forms/submit",
+        status_code=201,
+        summary="Submit a website form",
+        responses=PUBLIC_ERROR_RESPONSES,
+    )
     async def submit_form(
         self,
         request: Request,
@@ -97,7 +103,12 @@ class PublicController(Controller):
             one_statement=True,
         )
 
-    @post("/api/auth/register", status_code=201, summary="Register a customer account")
+    @post(
+        "/api/auth/register",
+        status_code=201,
+        summary="Register a customer account",
+        responses=PUBLIC_ERROR_RESPONSES,
+    )
     async def register(
         self,
         request: Request,
@@ -110,7 +121,12 @@ class PublicController(Controller):
             request, state, lambda conn: register(conn, data, origin, routes), idempotency_key, 201
         )
 
-    @post("/api/newsletter-subscribe", status_code=201, summary="Subscribe to the newsletter")
+    @post(
+        "/api/newsletter-subscribe",
+        status_code=201,
+        summary="Subscribe to the newsletter",
+        responses=PUBLIC_ERROR_RESPONSES,
+    )
     async def newsletter_subscribe(
         self,
         request: Request,
@@ -127,7 +143,12 @@ class PublicController(Controller):
             201,
         )
 
-    @post("/api/newsletter-unsubscribe", status_code=200, summary="Unsubscribe from the newsletter")
+    @post(
+        "/api/newsletter-unsubscribe",
+        status_code=200,
+        summary="Unsubscribe from the newsletter",
+        responses=PUBLIC_ERROR_RESPONSES,
+    )
     async def newsletter_unsubscribe(
         self,
         request: Request,
@@ -139,7 +160,12 @@ class PublicController(Controller):
             request, state, lambda conn: unsubscribe(conn, data.email), idempotency_key, 200
         )
 
-    @post("/api/v1/rfq/submit", status_code=201, summary="Submit a request for quotation")
+    @post(
+        "/api/v1/rfq/submit",
+        status_code=201,
+        summary="Submit a request for quotation",
+        responses=PUBLIC_ERROR_RESPONSES,
+    )
     async def submit_rfq(
         self,
         request: Request,

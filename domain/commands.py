@@ -11,27 +11,48 @@ import msgspec
 
 from domain.enums import FormType
 
-EMAIL_PATTERN = r"^\s*[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+\s*$"
+# Explicit character classes (no \s): the pattern means the same in Python and in the
+# ECMA regex dialect of JSON Schema, so clients validating against OpenAPI agree with us.
+EMAIL_PATTERN = (
+    r"^[ \t\r\n]*[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}"
+    r"@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+"
+    r"[ \t\r\n]*$"
+)
 
 Email = Annotated[
     str, msgspec.Meta(max_length=254, pattern=EMAIL_PATTERN, examples=["buyer@company.com"])
 ]
 Name = Annotated[str, msgspec.Meta(max_length=200)]
+RequiredName = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"[^ \t\r\n]")]
 Phone = Annotated[str, msgspec.Meta(max_length=50, pattern=r"^[0-9+()\-.\s/x]*$")]
 Message = Annotated[str, msgspec.Meta(max_length=10_000)]
 Password = Annotated[str, msgspec.Meta(min_length=8, max_length=200)]
 Metadata = Annotated[dict[str, Any], msgspec.Meta(max_length=50)]
 
 
+BLANK = " \t\r\n"  # what trimming removes; the same set the patterns above name
+
+
 def normalize_email(email: str) -> str:
-    return email.strip().lower()
+    return email.strip(BLANK).lower()
 
 
 def _blank_to_none(value: str | None) -> str | None:
     if value is None:
         return None
-    value = value.strip()
+    value = value.replace("\x00", "").strip(BLANK)
     return value or None
+
+
+def without_nul(value: Any) -> Any:
+    """PostgreSQL text and JSONB cannot hold NUL characters: drop them, keys included."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_nul(v) for v in value]
+    return value
 
 
 class Command(msgspec.Struct, rename="camel", forbid_unknown_fields=False, kw_only=True):
@@ -41,6 +62,9 @@ class Command(msgspec.Struct, rename="camel", forbid_unknown_fields=False, kw_on
         for field in ("name", "company_name", "phone", "message", "company"):
             if hasattr(self, field):
                 setattr(self, field, _blank_to_none(getattr(self, field)))
+        metadata = getattr(self, "metadata", None)
+        if metadata:
+            setattr(self, "metadata", without_nul(metadata))  # noqa: B010
 
 
 class SubmitForm(Command):
@@ -54,15 +78,10 @@ class SubmitForm(Command):
 
 
 class Register(Command):
-    name: Name
+    name: RequiredName
     email: Email
     password: Password
     company: Name | None = None
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not self.name:
-            raise ValueError("name must not be blank")
 
     def __repr__(self) -> str:  # never print the password
         return f"Register(email={self.email!r})"
@@ -73,10 +92,15 @@ class Subscribe(Command):
 
 
 class QuoteLineInput(msgspec.Struct, rename="camel", kw_only=True):
-    sku: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    sku: Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"[^ \t\r\n\x00]")]
     quantity: Annotated[int, msgspec.Meta(gt=0, le=1_000_000)]
     name: Name | None = None
     unit: Annotated[str, msgspec.Meta(max_length=32)] | None = None
+
+    def __post_init__(self) -> None:
+        self.sku = self.sku.replace("\x00", "").strip(BLANK)
+        self.name = _blank_to_none(self.name)
+        self.unit = _blank_to_none(self.unit)
 
 
 class SubmitRfq(Command):

@@ -29,7 +29,7 @@ def test_repeat_with_same_key_returns_first_response_and_writes_nothing(
     assert total_rows(engine) == before
 
 
-def test_same_key_with_a_different_body_is_422(client, engine):
+def test_same_key_with_a_different_body_is_409(client, engine):
     headers = {"Idempotency-Key": "k-1"}
     assert (
         client.post(
@@ -41,7 +41,7 @@ def test_same_key_with_a_different_body_is_422(client, engine):
     r = client.post(
         "/api/forms/submit", json={"formType": "contact_us", "email": "z@b.io"}, headers=headers
     )
-    assert r.status_code == 422 and r.json()["field"] == "Idempotency-Key"
+    assert r.status_code == 409 and r.json()["field"] == "Idempotency-Key"
     assert total_rows(engine) == before
 
 
