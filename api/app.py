@@ -34,15 +34,17 @@ def create_app(settings: Settings | None = None) -> Litestar:
         await app.state.db.dispose()
 
     logging.basicConfig(level=logging.INFO)
+    admin_side = admin.build(settings)  # sign-in, admin API and dashboard (api/admin)
     return Litestar(
-        route_handlers=[PublicController, PullController, live, ready, *admin.route_handlers],
+        route_handlers=[PublicController, PullController, live, ready, *admin_side.route_handlers],
         middleware=[
             security_headers,
             *([limit.middleware] if (limit := rate_limit(settings)) else []),
-            *admin.middleware,
+            *admin_side.middleware,
         ],
         stores={RATE_LIMIT_STORE: rate_limit_store(settings)},
         cors_config=cors(settings),
+        template_config=admin_side.template_config,
         state=State({"settings": settings}),
         on_startup=[startup],
         on_shutdown=[shutdown],

@@ -1,11 +1,60 @@
 """Admin and sales side (auth, lead lifecycle, monitoring, dashboard): registered by the app factory.
 
-`route_handlers` and `middleware` are what this feature adds to the app; see api/app.py.
+`build(settings)` gives what this feature adds to the app; see api/app.py. Everything below
+sits behind a session (401 without one) and the CSRF check; admin routes add the admin guard.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-route_handlers: list[Any] = []
-middleware: list[Any] = []
+from litestar import Router
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
+
+from api.admin.auth import login, logout, security_middleware, whoami
+from api.admin.crm_sync import CrmSyncController, MonitoringController, NotificationController
+from api.admin.dashboard import EXCEPTION_HANDLERS, DashboardAuthController, DashboardController
+from api.admin.leads import LeadController
+from domain.config import Settings
+
+API_DIR = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class AdminSide:
+    route_handlers: list[Any]
+    middleware: list[Any]
+    template_config: Any = None
+
+
+def build(settings: Settings) -> AdminSide:
+    secret = settings.secret_key.get()
+    api = Router(
+        path="/",
+        route_handlers=[
+            login,
+            logout,
+            whoami,
+            LeadController,
+            CrmSyncController,
+            NotificationController,
+            MonitoringController,
+        ],
+        middleware=security_middleware(secret),
+    )
+    pages = Router(
+        path="/",
+        route_handlers=[DashboardAuthController, DashboardController],
+        middleware=security_middleware(secret),
+        exception_handlers=EXCEPTION_HANDLERS,
+        include_in_schema=False,
+    )
+    static = create_static_files_router(
+        path="/admin/static", directories=[API_DIR / "static"], include_in_schema=False
+    )
+    templates = TemplateConfig(directory=API_DIR / "templates", engine=JinjaTemplateEngine)
+    return AdminSide(route_handlers=[api, pages, static], middleware=[], template_config=templates)

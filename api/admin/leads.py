@@ -1,0 +1,107 @@
+"""/api/admin/leads: the sales pipeline. Handlers parse, call one use case, answer."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get, patch, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+
+from api.admin.auth import admin_only
+from api.admin.transaction import run
+from domain.audit import lead_history
+from domain.enums import LeadStatus, LeadType
+from domain.keyset import MAX_PAGE_SIZE
+from domain.lead_queries import (
+    LeadCounts,
+    LeadFilters,
+    LeadPage,
+    LeadSort,
+    LeadView,
+    get_lead,
+    lead_counts,
+    list_leads,
+)
+from domain.leads import Conversion, CreateLead, UpdateLead, convert_lead, create_lead, update_lead
+from domain.users import SessionUser
+
+AdminRequest = Request[SessionUser, Any, Any]
+Limit = Annotated[int, QueryParameter(ge=1, le=MAX_PAGE_SIZE, description="page size")]
+
+
+def lead_filters(
+    status: FromQuery[LeadStatus | None] = None,
+    type: FromQuery[LeadType | None] = None,
+    source: Annotated[str | None, QueryParameter(max_length=50)] = None,
+    min_score: Annotated[int | None, QueryParameter(name="minScore", ge=0, le=100)] = None,
+    assigned_to: Annotated[str | None, QueryParameter(name="assignedTo", max_length=254)] = None,
+    email: Annotated[str | None, QueryParameter(max_length=254)] = None,
+    created_from: Annotated[datetime | None, QueryParameter(name="createdFrom")] = None,
+    created_to: Annotated[datetime | None, QueryParameter(name="createdTo")] = None,
+) -> LeadFilters:
+    return LeadFilters(
+        status, type, source, min_score, assigned_to, email, created_from, created_to
+    )
+
+
+class LeadController(Controller):
+    path = "/api/admin/leads"
+    guards = [admin_only]
+    tags = ["admin: leads"]
+    dependencies = {"filters": Provide(lead_filters, sync_to_thread=False)}
+
+    @get("/", summary="List leads (filters, sort, keyset pagination)")
+    async def index(
+        self,
+        state: State,
+        filters: NamedDependency[LeadFilters],
+        sort: FromQuery[LeadSort] = LeadSort.SCORE,
+        limit: Limit = 20,
+        cursor: Annotated[str | None, QueryParameter(max_length=500)] = None,
+    ) -> LeadPage:
+        return await run(state, lambda conn: list_leads(conn, filters, sort, limit, cursor))
+
+    @get("/counts", summary="Lead counts by type and by status")
+    async def counts(self, state: State) -> LeadCounts:
+        return await run(state, lead_counts)
+
+    @get("/{lead_id:uuid}", summary="One lead")
+    async def get_one(self, state: State, lead_id: FromPath[uuid.UUID]) -> LeadView:
+        return await run(state, lambda conn: get_lead(conn, lead_id))
+
+    @get("/{lead_id:uuid}/history", summary="Audit trail of one lead")
+    async def history(self, state: State, lead_id: FromPath[uuid.UUID]) -> list[dict[str, Any]]:
+        async def use_case(conn: Any) -> list[dict[str, Any]]:
+            await get_lead(conn, lead_id)  # 404 for an unknown lead
+            return await lead_history(conn, lead_id)
+
+        return await run(state, use_case)
+
+    @post("/", summary="Create a lead by hand (source manual_import, emits NEW_LEAD)")
+    async def create(
+        self, request: AdminRequest, state: State, data: JSONBody[CreateLead]
+    ) -> LeadView:
+        actor, routes = request.user.email, state.settings.routes
+        return await run(state, lambda conn: create_lead(conn, data, actor, routes))
+
+    @patch("/{lead_id:uuid}", summary="Change status, assignee or score")
+    async def update(
+        self,
+        request: AdminRequest,
+        state: State,
+        lead_id: FromPath[uuid.UUID],
+        data: JSONBody[UpdateLead],
+    ) -> LeadView:
+        actor, routes = request.user.email, state.settings.routes
+        return await run(state, lambda conn: update_lead(conn, lead_id, data, actor, routes))
+
+    @post("/{lead_id:uuid}/convert", status_code=200, summary="Convert a lead to a customer")
+    async def convert(
+        self, request: AdminRequest, state: State, lead_id: FromPath[uuid.UUID]
+    ) -> Conversion:
+        actor, routes = request.user.email, state.settings.routes
+        return await run(state, lambda conn: convert_lead(conn, lead_id, actor, routes))

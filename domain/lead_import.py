@@ -1,0 +1,296 @@
+"""CSV import and export of leads.
+
+Import validates every row, reports each bad one with its line number and reason, and writes
+good rows in batches (one transaction each). Re-running a file is harmless: a lead with the
+same email and source already exists and is left as it is.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import IO, Annotated, Any
+
+import msgspec
+from sqlalchemy import select, text, tuple_
+
+from domain.audit import audit_rows
+from domain.commands import Command, Email, Name, Phone
+from domain.db import Database
+from domain.enums import LeadStatus, LeadType, NotificationType
+from domain.lead_queries import LeadFilters, LeadSort, LeadView, list_leads
+from domain.leads import Assignee, Score
+from domain.models import LEAD_AUDIT, LEADS, NOTIFICATIONS, utcnow
+from domain.outbox import insert_all, notification_rows
+from domain.rules import MANUAL_LEAD_SCORE, MANUAL_LEAD_SOURCE, Route
+
+BATCH_SIZE = 500
+IMPORT_LOCK = 5_151_001  # serializes concurrent imports on PostgreSQL (advisory lock key)
+SOURCE = msgspec.Meta(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9_.\-]+$")
+
+# Accepted header names (case, spaces and underscores ignored) -> field of ImportLead.
+COLUMNS = {
+    "email": "email",
+    "name": "name",
+    "companyname": "companyName",
+    "company": "companyName",
+    "phone": "phone",
+    "type": "type",
+    "source": "source",
+    "leadscore": "leadScore",
+    "score": "leadScore",
+    "assignedto": "assignedTo",
+}
+EXPORT_COLUMNS = [
+    "id",
+    "email",
+    "name",
+    "companyName",
+    "phone",
+    "type",
+    "source",
+    "status",
+    "leadScore",
+    "assignedTo",
+    "createdAt",
+    "convertedAt",
+]
+
+
+class ImportLead(Command):
+    email: Email
+    name: Name | None = None
+    company_name: Name | None = None
+    phone: Phone | None = None
+    type: LeadType = LeadType.LEAD
+    source: Annotated[str, SOURCE] = MANUAL_LEAD_SOURCE
+    lead_score: Score = MANUAL_LEAD_SCORE
+    assigned_to: Assignee | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    line: int
+    reason: str
+
+
+@dataclass
+class ImportReport:
+    rows: int = 0
+    imported: int = 0
+    existing: int = 0
+    errors: list[RowError] = field(default_factory=list)
+
+
+class BadFile(ValueError):
+    """The file as a whole cannot be read (no header, no email column)."""
+
+
+_AT = re.compile(r"^(.*) - at `\$\.(\w+)`$")
+
+
+def parse_row(raw: dict[str, str]) -> ImportLead:
+    """A validated lead from one CSV row; ValueError names the column and the reason."""
+    data = {COLUMNS[k]: v.strip() for k, v in raw.items() if k in COLUMNS and v and v.strip()}
+    if "email" not in data:
+        raise ValueError("email: missing")
+    try:
+        return msgspec.convert(data, ImportLead, strict=False)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        m = _AT.match(message)
+        if m is None:
+            raise ValueError(message) from exc
+        reason, column = m.group(1), m.group(2)
+        if "matching regex" in reason:
+            reason = (
+                "not a valid email address"
+                if column == "email"
+                else "has characters not allowed here"
+            )
+        raise ValueError(f"{column}: {reason}") from exc
+
+
+def read_csv(stream: IO[str]) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, row keyed by normalized header) for every data row of a CSV file."""
+    reader = csv.reader(stream)
+    try:
+        header = next(reader)
+    except StopIteration as exc:
+        raise BadFile("the file is empty (a header row with an email column is needed)") from exc
+    keys = [re.sub(r"[\s_\-]", "", h).lower() for h in header]
+    if "email" not in keys:
+        raise BadFile("the header has no email column")
+    previous = reader.line_num
+    for values in reader:
+        line, previous = previous + 1, reader.line_num  # a quoted value may span lines
+        if not any(v.strip() for v in values):
+            continue
+        if len(values) > len(keys):
+            yield line, {"__error__": f"{len(values)} values for {len(keys)} columns"}
+            continue
+        yield line, dict(zip(keys, values, strict=False))
+
+
+def _lead_row(lead: ImportLead, actor: str, now: Any) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "email": lead.email,
+        "name": lead.name,
+        "company_name": lead.company_name,
+        "phone": lead.phone,
+        "type": lead.type,
+        "source": lead.source,
+        "status": LeadStatus.NEW,
+        "lead_score": lead.lead_score,
+        "assigned_to": lead.assigned_to,
+        "metadata": {"importedBy": actor, "importDate": now.isoformat()},
+        "created_at": now,
+        "updated_at": now,
+        "converted_at": None,
+    }
+
+
+async def _write_batch(
+    db: Database, batch: list[tuple[int, ImportLead]], actor: str, routes: Iterable[Route]
+) -> int:
+    """Insert the leads of a batch that do not exist yet (same email and source)."""
+    async with db.transaction() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": IMPORT_LOCK})
+        pairs = {(lead.email, lead.source) for _, lead in batch}
+        found = await conn.execute(
+            select(LEADS.c.email, LEADS.c.source).where(
+                tuple_(LEADS.c.email, LEADS.c.source).in_(list(pairs))
+            )
+        )
+        existing = {(e, s) for e, s in found}
+        now = utcnow()
+        leads, notes, audit = [], [], []
+        for _, lead in batch:
+            if (lead.email, lead.source) in existing:
+                continue
+            row = _lead_row(lead, actor, now)
+            leads.append(row)
+            data = {
+                "leadId": str(row["id"]),
+                "email": lead.email,
+                "name": lead.name,
+                "companyName": lead.company_name,
+                "phone": lead.phone,
+                "type": lead.type.value,
+                "source": lead.source,
+                "leadScore": lead.lead_score,
+                "importedBy": actor,
+                "createdAt": now.isoformat(),
+            }
+            notes += notification_rows(
+                NotificationType.NEW_LEAD, data, routes, now, score=lead.lead_score
+            )
+            audit += audit_rows(
+                row["id"],
+                actor,
+                now,
+                "imported",
+                {"status": (None, LeadStatus.NEW), "lead_score": (None, lead.lead_score)},
+            )
+        await insert_all(conn, [(LEADS, leads), (NOTIFICATIONS, notes), (LEAD_AUDIT, audit)])
+        return len(leads)
+
+
+async def import_leads(
+    db: Database,
+    rows: Iterable[tuple[int, dict[str, str]]],
+    actor: str,
+    routes: Iterable[Route],
+    batch_size: int = BATCH_SIZE,
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    routes = tuple(routes)
+    report = ImportReport()
+    first_line: dict[tuple[str, str], int] = {}
+    batch: list[tuple[int, ImportLead]] = []
+
+    async def flush() -> None:
+        if batch:
+            imported = await _write_batch(db, batch, actor, routes)
+            report.imported += imported
+            report.existing += len(batch) - imported
+            if progress is not None:
+                progress(len(batch))
+            batch.clear()
+
+    for line, raw in rows:
+        report.rows += 1
+        try:
+            if "__error__" in raw:
+                raise ValueError(raw["__error__"])
+            lead = parse_row(raw)
+        except ValueError as exc:
+            report.errors.append(RowError(line, str(exc)))
+            if progress is not None:
+                progress(1)
+            continue
+        key = (lead.email, lead.source)
+        if key in first_line:
+            report.errors.append(
+                RowError(line, f"duplicate of line {first_line[key]} (same email and source)")
+            )
+            continue
+        first_line[key] = line
+        batch.append((line, lead))
+        if len(batch) >= batch_size:
+            await flush()
+    await flush()
+    return report
+
+
+_FORMULA = re.compile(r"^(?:[=@\t\r]|[+\-](?![\d\s(]))")
+
+
+def _cell(value: object) -> str:
+    """A CSV cell that a spreadsheet will not run as a formula."""
+    if value is None:
+        return ""
+    if hasattr(value, "isoformat"):
+        return str(value.isoformat())
+    s = str(getattr(value, "value", value))
+    return "'" + s if _FORMULA.match(s) else s
+
+
+def export_row(lead: LeadView) -> list[str]:
+    return [
+        _cell(v)
+        for v in (
+            lead.id,
+            lead.email,
+            lead.name,
+            lead.company_name,
+            lead.phone,
+            lead.type,
+            lead.source,
+            lead.status,
+            lead.lead_score,
+            lead.assigned_to,
+            lead.created_at,
+            lead.converted_at,
+        )
+    ]
+
+
+async def export_leads(
+    db: Database, filters: LeadFilters, sort: LeadSort = LeadSort.NEWEST, page_size: int = 1000
+) -> AsyncIterator[list[str]]:
+    """Rows of the export, page by page on the keyset index (constant memory)."""
+    cursor: str | None = None
+    while True:
+        async with db.transaction() as conn:
+            page = await list_leads(conn, filters, sort, page_size, cursor)
+        for lead in page.items:
+            yield export_row(lead)
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor

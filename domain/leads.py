@@ -1,0 +1,292 @@
+"""Lead lifecycle use cases: create by hand, change status/assignee/score, convert to customer.
+
+Each function runs inside the caller's transaction and writes the lead, its audit entries and
+its outbox rows together.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Annotated, Any
+
+import msgspec
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from domain.audit import audit_rows
+from domain.commands import Command, Email, Metadata, Name, Phone
+from domain.enums import (
+    CustomerSource,
+    CustomerStatus,
+    CustomerType,
+    LeadStatus,
+    LeadType,
+    NotificationType,
+)
+from domain.errors import IllegalTransition, NotFound
+from domain.lead_queries import LeadView, lead_view
+from domain.models import CUSTOMERS, LEAD_AUDIT, LEADS, NOTIFICATIONS, utcnow
+from domain.outbox import insert_all, notification_rows
+from domain.rules import (
+    LEAD_SCORE_MAX,
+    LEAD_SCORE_MIN,
+    MANUAL_LEAD_SCORE,
+    MANUAL_LEAD_SOURCE,
+    Route,
+    check_transition,
+    split_name,
+)
+
+Score = Annotated[int, msgspec.Meta(ge=LEAD_SCORE_MIN, le=LEAD_SCORE_MAX)]
+Assignee = Annotated[str, msgspec.Meta(max_length=254)]
+
+
+class CreateLead(Command):
+    email: Email
+    name: Name | None = None
+    company_name: Name | None = None
+    phone: Phone | None = None
+    type: LeadType = LeadType.LEAD
+    lead_score: Score = MANUAL_LEAD_SCORE
+    assigned_to: Assignee | None = None
+    metadata: Metadata | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.assigned_to = (self.assigned_to or "").strip() or None
+
+
+class UpdateLead(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
+    """PATCH body: any of status, assignedTo (null unassigns), leadScore."""
+
+    status: LeadStatus | None = None
+    assigned_to: Assignee | msgspec.UnsetType | None = msgspec.UNSET
+    lead_score: Score | None = None
+
+    def __post_init__(self) -> None:
+        if self.status is None and self.lead_score is None and self.assigned_to is msgspec.UNSET:
+            raise ValueError("status must be given, or assignedTo or leadScore")
+        if isinstance(self.assigned_to, str):
+            self.assigned_to = self.assigned_to.strip() or None
+
+
+async def _locked_lead(conn: AsyncConnection, lead_id: uuid.UUID) -> Any:
+    row = (await conn.execute(select(LEADS).where(LEADS.c.id == lead_id).with_for_update())).first()
+    if row is None:
+        raise NotFound(f"no lead with id {lead_id}", field="id")
+    return row
+
+
+def _lead_data(lead: Any, **extra: object) -> dict[str, Any]:
+    """The notification payload describing a lead."""
+    return {
+        "leadId": str(lead["id"]),
+        "email": lead["email"],
+        "name": lead["name"],
+        "companyName": lead["company_name"],
+        "phone": lead["phone"],
+        "type": str(lead["type"]),
+        "source": lead["source"],
+        "status": str(lead["status"]),
+        "leadScore": lead["lead_score"],
+        "assignedTo": lead["assigned_to"],
+        **extra,
+    }
+
+
+class _Row(msgspec.Struct):
+    """A lead row built in Python, read through the same view as a database row."""
+
+    id: uuid.UUID
+    email: str
+    name: str | None
+    company_name: str | None
+    phone: str | None
+    type: LeadType
+    source: str
+    status: LeadStatus
+    lead_score: int
+    assigned_to: str | None
+    metadata: dict[str, Any] | None
+    created_at: Any
+    updated_at: Any
+    converted_at: Any
+
+
+async def create_lead(
+    conn: AsyncConnection, cmd: CreateLead, actor: str, routes: Iterable[Route]
+) -> LeadView:
+    """A lead entered by hand (the seed's "Creating Leads Manually"), with a NEW_LEAD event."""
+    now = utcnow()
+    lead_id = uuid.uuid4()
+    lead: dict[str, Any] = {
+        "id": lead_id,
+        "email": cmd.email,
+        "name": cmd.name,
+        "company_name": cmd.company_name,
+        "phone": cmd.phone,
+        "type": cmd.type,
+        "source": MANUAL_LEAD_SOURCE,
+        "status": LeadStatus.NEW,
+        "lead_score": cmd.lead_score,
+        "assigned_to": cmd.assigned_to,
+        "metadata": {**(cmd.metadata or {}), "importedBy": actor, "importDate": now.isoformat()},
+        "created_at": now,
+        "updated_at": now,
+        "converted_at": None,
+    }
+    notes = notification_rows(
+        NotificationType.NEW_LEAD,
+        _lead_data(lead, createdBy=actor, createdAt=now.isoformat()),
+        routes,
+        now,
+        score=cmd.lead_score,
+    )
+    audit = audit_rows(
+        lead_id,
+        actor,
+        now,
+        "created",
+        {
+            "status": (None, LeadStatus.NEW),
+            "assigned_to": (None, cmd.assigned_to),
+            "lead_score": (None, cmd.lead_score),
+        },
+    )
+    await insert_all(conn, [(LEADS, [lead]), (NOTIFICATIONS, notes), (LEAD_AUDIT, audit)])
+    return lead_view(_Row(**lead))
+
+
+async def update_lead(
+    conn: AsyncConnection,
+    lead_id: uuid.UUID,
+    cmd: UpdateLead,
+    actor: str,
+    routes: Iterable[Route],
+) -> LeadView:
+    """Change status, assignee or score; a move to CONVERTED is a full conversion."""
+    current = await _locked_lead(conn, lead_id)
+    status = LeadStatus(current.status)
+    if cmd.status is not None:
+        check_transition(status, cmd.status)
+    now = utcnow()
+    values: dict[str, Any] = {}
+    if cmd.assigned_to is not msgspec.UNSET and cmd.assigned_to != current.assigned_to:
+        values["assigned_to"] = cmd.assigned_to
+    if cmd.lead_score is not None and cmd.lead_score != current.lead_score:
+        values["lead_score"] = cmd.lead_score
+    converting = cmd.status == LeadStatus.CONVERTED and status != LeadStatus.CONVERTED
+    if cmd.status is not None and cmd.status != status and not converting:
+        values["status"] = cmd.status
+    if values:
+        await conn.execute(
+            update(LEADS).where(LEADS.c.id == lead_id).values(**values, updated_at=now)
+        )
+        changes = {k: (getattr(current, k), v) for k, v in values.items()}
+        await insert_all(conn, [(LEAD_AUDIT, audit_rows(lead_id, actor, now, "updated", changes))])
+    if converting:
+        await convert_lead(conn, lead_id, actor, routes)
+    row = (await conn.execute(select(LEADS).where(LEADS.c.id == lead_id))).one()
+    return lead_view(row)
+
+
+class Conversion(msgspec.Struct, rename="camel"):
+    lead: LeadView
+    customer_id: uuid.UUID
+    customer_created: bool
+    notification_ids: list[uuid.UUID]
+
+
+def _insert_ignore(conn: AsyncConnection):  # type: ignore[no-untyped-def]
+    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert
+
+
+async def convert_lead(
+    conn: AsyncConnection, lead_id: uuid.UUID, actor: str, routes: Iterable[Route]
+) -> Conversion:
+    """Lead -> Customer: create one, or link the Customer that already has this email."""
+    lead = await _locked_lead(conn, lead_id)
+    status = LeadStatus(lead.status)
+    if status == LeadStatus.CONVERTED:
+        raise IllegalTransition("this lead is already CONVERTED")
+    check_transition(status, LeadStatus.CONVERTED)
+    now = utcnow()
+    first, last = split_name(lead.name)
+    conversion_meta = {"convertedFromLeadId": str(lead_id), "convertedDate": now.isoformat()}
+    created_id = (
+        await conn.execute(
+            _insert_ignore(conn)(CUSTOMERS)
+            .values(
+                id=uuid.uuid4(),
+                email=lead.email,
+                first_name=first,
+                last_name=last,
+                company_name=lead.company_name,
+                phone=lead.phone,
+                source=CustomerSource.LEAD_CONVERSION.value,
+                customer_type=CustomerType.RETAILER,
+                status=CustomerStatus.ACTIVE,
+                metadata=conversion_meta,
+                created_at=now,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["email"])
+            .returning(CUSTOMERS.c.id)
+        )
+    ).scalar_one_or_none()
+    if created_id is not None:
+        customer_id, created = created_id, True
+    else:
+        existing = (
+            await conn.execute(
+                select(CUSTOMERS.c.id, CUSTOMERS.c.metadata)
+                .where(CUSTOMERS.c.email == lead.email)
+                .with_for_update()
+            )
+        ).one()
+        customer_id, created = existing.id, False
+        await conn.execute(
+            update(CUSTOMERS)
+            .where(CUSTOMERS.c.id == customer_id)
+            .values(
+                metadata={**(existing.metadata or {}), **conversion_meta},
+                status=CustomerStatus.ACTIVE,
+                updated_at=now,
+            )
+        )
+    await conn.execute(
+        update(LEADS)
+        .where(LEADS.c.id == lead_id)
+        .values(
+            status=LeadStatus.CONVERTED,
+            converted_at=now,
+            updated_at=now,
+            metadata={**(lead.metadata or {}), "customerId": str(customer_id)},
+        )
+    )
+    converted = dict(lead._mapping, status=LeadStatus.CONVERTED)
+    notes = notification_rows(
+        NotificationType.LEAD_CONVERTED,
+        _lead_data(
+            converted,
+            customerId=str(customer_id),
+            customerCreated=created,
+            convertedBy=actor,
+            convertedAt=now.isoformat(),
+        ),
+        routes,
+        now,
+        score=lead.lead_score,
+    )
+    audit = audit_rows(
+        lead_id,
+        actor,
+        now,
+        "converted",
+        {"status": (status, LeadStatus.CONVERTED), "customer_id": (None, customer_id)},
+    )
+    await insert_all(conn, [(NOTIFICATIONS, notes), (LEAD_AUDIT, audit)])
+    row = (await conn.execute(select(LEADS).where(LEADS.c.id == lead_id))).one()
+    return Conversion(lead_view(row), customer_id, created, [n["id"] for n in notes])
