@@ -144,7 +144,7 @@ class Proc:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def wait_ready(self, marker: str, timeout: float = 30) -> None:
+    def wait_ready(self, marker: str, timeout: float = 90) -> None:
         wait_for(lambda: marker in self.log() or self.popen.poll() is not None, timeout, marker)
         assert self.popen.poll() is None, self.log()[-3000:]
 
