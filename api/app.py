@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
@@ -12,12 +10,19 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from api import admin
 from api.errors import EXCEPTION_HANDLERS
 from api.health import live, ready
+from api.observability import (
+    MetricsController,
+    RequestContextMiddleware,
+    litestar_logging,
+    prometheus_config,
+)
 from api.protection import RATE_LIMIT_STORE, cors, rate_limit, rate_limit_store, security_headers
 from api.public import PublicController
 from api.pull import PullController
 from api.wakeup import Waker
 from domain.config import Settings
 from domain.db import Database
+from domain.logs import configure_logging
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -33,11 +38,20 @@ def create_app(settings: Settings | None = None) -> Litestar:
             app.state.after_commit.close()
         await app.state.db.dispose()
 
-    logging.basicConfig(level=logging.INFO)
+    configure_logging(settings)  # one structured format for every logger (domain/logs.py)
     admin_side = admin.build(settings)  # sign-in, admin API and dashboard (api/admin)
     return Litestar(
-        route_handlers=[PublicController, PullController, live, ready, *admin_side.route_handlers],
+        route_handlers=[
+            PublicController,
+            PullController,
+            live,
+            ready,
+            MetricsController,
+            *admin_side.route_handlers,
+        ],
         middleware=[
+            RequestContextMiddleware(),  # request id in logs and responses, submission counts
+            prometheus_config().middleware,
             security_headers,
             *([limit.middleware] if (limit := rate_limit(settings)) else []),
             *admin_side.middleware,
@@ -56,5 +70,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
             path="/schema",
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
         ),
+        logging_config=litestar_logging(),
         debug=settings.debug,
     )

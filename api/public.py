@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, post
@@ -13,15 +13,17 @@ from litestar.params import HeaderParameter, JSONBody
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.errors import PUBLIC_ERROR_RESPONSES
+from api.observability import current_request_id
 from domain import idempotency
 from domain.commands import Register, SubmitForm, SubmitRfq, Subscribe
 from domain.config import Settings
 from domain.db import Database
 from domain.services import Origin
-from domain.services.forms import FormSubmitted, submit_form
+from domain.services.forms import FormSubmitted, submit_form, submit_form_alone
 from domain.services.newsletter import Subscription, Unsubscription, subscribe, unsubscribe
 from domain.services.registration import Registered, register
 from domain.services.rfq import QuoteSubmitted, submit_rfq
+from domain.spam import decoy_form, decoy_quote, decoy_subscription, is_bot
 
 IdempotencyKey = Annotated[
     str | None,
@@ -37,7 +39,7 @@ IdempotencyKey = Annotated[
 
 
 def origin_of(request: Request) -> Origin:
-    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+    request_id = current_request_id() or request.headers.get("x-request-id") or uuid.uuid4().hex
     return Origin(
         ip_address=request.client.host if request.client else None,
         user_agent=(request.headers.get("user-agent") or "")[:512] or None,
@@ -77,6 +79,12 @@ async def respond(
     )
 
 
+def decoy(result: msgspec.Struct) -> Response:
+    return Response(
+        content=msgspec.json.encode(result), status_code=201, media_type="application/json"
+    )
+
+
 class PublicController(Controller):
     tags = ["public"]
 
@@ -93,7 +101,20 @@ class PublicController(Controller):
         data: JSONBody[SubmitForm],
         idempotency_key: IdempotencyKey,
     ) -> Response[FormSubmitted]:
+        if is_bot(data):  # the honeypot: answer like a success, write nothing
+            return decoy(decoy_form(data))
         origin, routes = origin_of(request), state.settings.routes
+        if idempotency_key is None:
+            # The hot path. Without a key nothing shares the form's transaction: it is one
+            # statement on its own, one round trip. Answers exactly as respond() does.
+            result = await submit_form_alone(state.db, data, origin, routes)
+            after_commit = state.get("after_commit")
+            if after_commit is not None:
+                after_commit()
+            answer: Response[Any] = Response(
+                content=msgspec.json.encode(result), status_code=201, media_type="application/json"
+            )
+            return answer
         return await respond(
             request,
             state,
@@ -134,6 +155,8 @@ class PublicController(Controller):
         data: JSONBody[Subscribe],
         idempotency_key: IdempotencyKey,
     ) -> Response[Subscription]:
+        if is_bot(data):  # the honeypot: answer like a success, write nothing
+            return decoy(decoy_subscription(data))
         origin, routes = origin_of(request), state.settings.routes
         return await respond(
             request,
@@ -173,6 +196,8 @@ class PublicController(Controller):
         data: JSONBody[SubmitRfq],
         idempotency_key: IdempotencyKey,
     ) -> Response[QuoteSubmitted]:
+        if is_bot(data):  # the honeypot: answer like a success, write nothing
+            return decoy(decoy_quote(data))
         origin, routes = origin_of(request), state.settings.routes
         return await respond(
             request,

@@ -9,6 +9,8 @@ import uuid
 
 import click
 
+from domain.config import Settings
+
 
 def register(main: click.Group) -> None:
     main.add_command(worker)
@@ -21,11 +23,20 @@ def register(main: click.Group) -> None:
 @click.command()
 @click.option("--concurrency", "-c", default=2, show_default=True, type=int)
 @click.option("--loglevel", default="INFO", show_default=True)
-def worker(concurrency: int, loglevel: str) -> None:
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=None,
+    help="serve the worker's Prometheus metrics on this port (default: CRM_WORKER_METRICS_PORT)",
+)
+def worker(concurrency: int, loglevel: str, metrics_port: int | None) -> None:
     """Run a Celery worker that delivers the outbox."""
     from crm_cli import load_settings
 
     settings = load_settings()
+    port = metrics_port or settings.worker_metrics_port
+    if port:
+        _serve_worker_metrics(settings, port)
     from worker.celery_app import app
 
     app.worker_main(
@@ -38,6 +49,21 @@ def worker(concurrency: int, loglevel: str) -> None:
             "--without-mingle",
         ]
     )
+
+
+def _serve_worker_metrics(settings: Settings, port: int) -> None:
+    """The prefork children record into a multiprocess directory that this process serves."""
+    import dataclasses
+
+    from domain.logs import configure_logging
+    from domain.metrics import share_across_processes
+
+    configure_logging(settings)  # Celery configures it again on start; same format
+    metrics_dir = settings.metrics_dir or tempfile.mkdtemp(prefix="crm-worker-metrics-")
+    share_across_processes(metrics_dir)  # before the children fork
+    from worker.metrics import serve_metrics
+
+    serve_metrics(dataclasses.replace(settings, worker_metrics_port=port, metrics_dir=metrics_dir))
 
 
 @click.command()

@@ -28,6 +28,18 @@ Phone = Annotated[str, msgspec.Meta(max_length=50, pattern=r"^[0-9+()\-.\s/x]*$"
 Message = Annotated[str, msgspec.Meta(max_length=10_000)]
 Password = Annotated[str, msgspec.Meta(min_length=8, max_length=200)]
 Metadata = Annotated[dict[str, Any], msgspec.Meta(max_length=50)]
+# A field people never see (the form hides it) and bots fill in; see domain/spam.py.
+Honeypot = (
+    Annotated[
+        str,
+        msgspec.Meta(
+            max_length=200,
+            description="Leave empty. A hidden form field: a request that fills it is a bot's, "
+            "answered like any other and dropped.",
+        ),
+    ]
+    | None
+)
 
 
 BLANK = " \t\r\n"  # what trimming removes; the same set the patterns above name
@@ -75,6 +87,7 @@ class SubmitForm(Command):
     phone: Phone | None = None
     message: Message | None = None
     metadata: Metadata | None = None
+    website: Honeypot = None
 
 
 class Register(Command):
@@ -89,6 +102,7 @@ class Register(Command):
 
 class Subscribe(Command):
     email: Email
+    website: Honeypot = None
 
 
 class QuoteLineInput(msgspec.Struct, rename="camel", kw_only=True):
@@ -110,3 +124,4 @@ class SubmitRfq(Command):
     company_name: Name | None = None
     phone: Phone | None = None
     message: Message | None = None
+    website: Honeypot = None

@@ -178,6 +178,17 @@ def _schedule(env: Mapping[str, str], var: str, default: tuple[float, ...]) -> t
     return steps
 
 
+def _choice(env: Mapping[str, str], var: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (case-insensitive); the first is the default."""
+    raw = (env.get(var) or "").strip()
+    if not raw:
+        return choices[0]
+    for choice in choices:
+        if raw.lower() == choice.lower():
+            return choice
+    raise ConfigError(f"{var}: must be one of {', '.join(choices)}")
+
+
 def _secret_url(env: Mapping[str, str], var: str) -> Secret | None:
     raw = (env.get(var) or "").strip()
     if not raw:
@@ -235,6 +246,12 @@ class Settings:
     stale_after: timedelta = timedelta(hours=1)
     alert_webhook_url: Secret | None = None  # Slack-style URLs carry a token
     retention: timedelta = timedelta(days=30)
+    # Observability: log format and level, the prometheus multiprocess directory, worker metrics
+    log_format: str = "console"
+    log_level: str = "INFO"
+    metrics_dir: str | None = None
+    worker_metrics_port: int | None = None
+    worker_metrics_host: str = "127.0.0.1"
     # Public endpoints
     rate_limit: tuple[str, int] | None = ("minute", 60)
     rate_limit_redis_url: str | None = None
@@ -262,6 +279,14 @@ class Settings:
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def secret_values(self) -> tuple[str, ...]:
+        """Every configured secret, so log lines can mask them wherever they appear."""
+        found = [self.secret_key, self.alert_webhook_url]
+        for t in self.targets:
+            found.extend((*t.secrets, t.api_key))
+        return tuple(s.get() for s in found if s is not None and s.get())
 
     def target(self, name: str) -> Target | None:
         return next((t for t in self.targets if t.name == name), None)
@@ -294,6 +319,11 @@ class Settings:
             stale_after=timedelta(seconds=_float(env, "CRM_STALE_AFTER", 3600.0)),
             alert_webhook_url=_secret_url(env, "CRM_ALERT_WEBHOOK_URL"),
             retention=timedelta(days=_float(env, "CRM_RETENTION_DAYS", 30.0)),
+            log_format=_choice(env, "CRM_LOG_FORMAT", ("console", "json")),
+            log_level=_choice(env, "CRM_LOG_LEVEL", ("INFO", "DEBUG", "WARNING", "ERROR")),
+            metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
+            worker_metrics_port=_int(env, "CRM_WORKER_METRICS_PORT", 0, 0) or None,
+            worker_metrics_host=env.get("CRM_WORKER_METRICS_HOST") or "127.0.0.1",
             rate_limit=_rate(env, "CRM_RATE_LIMIT", ("minute", 60)),
             rate_limit_redis_url=env.get("CRM_RATE_LIMIT_REDIS_URL")
             or _redis_default(env.get("CELERY_BROKER_URL") or "redis://127.0.0.1:6379/0"),

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy import and_, any_, bindparam, false, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.enums import NotificationStatus
@@ -20,6 +21,27 @@ from domain.rules import RetryPolicy
 
 N = NOTIFICATIONS
 RESPONSE_EXCERPT = 1024
+_ATTEMPT_COLUMNS = (
+    "notification_id",
+    "target_system",
+    "attempt_number",
+    "started_at",
+    "duration_ms",
+    "http_status",
+    "error",
+    "response_body",
+)
+# PostgreSQL: a whole batch of attempts in one cached statement of one array per column,
+# instead of one INSERT per row (executemany) or a VALUES list compiled for each batch size.
+_INSERT_ATTEMPTS_FROM_ARRAYS = insert(ATTEMPTS).from_select(
+    _ATTEMPT_COLUMNS,
+    select(
+        *(
+            func.unnest(bindparam(f"a_{c}", type_=ARRAY(ATTEMPTS.c[c].type)))
+            for c in _ATTEMPT_COLUMNS
+        )
+    ),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +95,10 @@ class Recorded:
 
 
 def _due(now: datetime) -> Any:
+    # `read = false`, not `read IS false`: only the former matches the partial indexes'
+    # predicate, without which every claim sorts the whole backlog (bench/drain.py (c)).
     return and_(
-        N.c.read.is_(False),
+        N.c.read == false(),
         N.c.status == NotificationStatus.PENDING,
         N.c.next_attempt_at <= now,
         or_(N.c.claimed_until.is_(None), N.c.claimed_until < now),
@@ -149,22 +173,7 @@ async def record_results(
     if not results:
         return Recorded([], [], [])
     now = utcnow()
-    await conn.execute(
-        insert(ATTEMPTS),
-        [
-            {
-                "notification_id": r.notification.id,
-                "target_system": r.notification.target_system,
-                "attempt_number": r.notification.attempts + 1,
-                "started_at": r.started_at,
-                "duration_ms": r.duration_ms,
-                "http_status": r.http_status,
-                "error": r.error,
-                "response_body": (r.response_body or None) and r.response_body[:RESPONSE_EXCERPT],
-            }
-            for r in results
-        ],
-    )
+    await _insert_attempts(conn, results)
     delivered = [r for r in results if r.delivered]
     undelivered = [r for r in results if not r.delivered]
     failed = [r for r in undelivered if r.gone or policy.exhausted(r.notification.attempts + 1)]
@@ -172,7 +181,7 @@ async def record_results(
     if delivered:
         await conn.execute(
             update(N)
-            .where(N.c.id.in_([r.notification.id for r in delivered]), N.c.read.is_(False))
+            .where(_id_among(conn, [r.notification.id for r in delivered]), N.c.read.is_(False))
             .values(
                 read=True,
                 read_at=now,
@@ -209,6 +218,37 @@ async def record_results(
             changes,
         )
     return Recorded(delivered, retried, failed)
+
+
+async def _insert_attempts(conn: AsyncConnection, results: Sequence[AttemptResult]) -> None:
+    rows = [
+        (
+            r.notification.id,
+            r.notification.target_system,
+            r.notification.attempts + 1,
+            r.started_at,
+            r.duration_ms,
+            r.http_status,
+            r.error,
+            (r.response_body or None) and r.response_body[:RESPONSE_EXCERPT],
+        )
+        for r in results
+    ]
+    if conn.dialect.name == "postgresql":
+        columns = zip(*rows, strict=True)
+        params = {f"a_{c}": list(v) for c, v in zip(_ATTEMPT_COLUMNS, columns, strict=True)}
+        await conn.execute(_INSERT_ATTEMPTS_FROM_ARRAYS, params)
+    else:
+        await conn.execute(
+            insert(ATTEMPTS), [dict(zip(_ATTEMPT_COLUMNS, r, strict=True)) for r in rows]
+        )
+
+
+def _id_among(conn: AsyncConnection, ids: list[uuid.UUID]) -> Any:
+    """`id = ANY(array)` on PostgreSQL: one cached statement whatever the batch size."""
+    if conn.dialect.name == "postgresql":
+        return N.c.id == any_(bindparam("ids", ids, type_=ARRAY(N.c.id.type)))
+    return N.c.id.in_(ids)
 
 
 def describe(result: AttemptResult) -> str:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Dialect, Table, bindparam, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.enums import NotificationStatus, NotificationType
+from domain.metrics import note_notifications
 from domain.rules import Route, priority_for, targets_for
 
 Rows = list[dict[str, Any]]
@@ -26,7 +29,7 @@ def notification_rows(
 ) -> Rows:
     """One outbox row per target system routed to receive this type."""
     priority = priority_for(notification_type, score)
-    return [
+    rows = [
         {
             "id": uuid.uuid4(),
             "type": notification_type,
@@ -42,23 +45,114 @@ def notification_rows(
         }
         for target in targets_for(notification_type, routes)
     ]
+    note_notifications(rows)  # counted in crm_notifications_created once the request commits
+    return rows
 
 
-async def insert_all(conn: AsyncConnection, writes: Sequence[tuple[Table, Rows]]) -> None:
+Writes = Sequence[tuple[Table, Rows]]
+
+
+@dataclass(frozen=True, slots=True)
+class OneStatement:
+    """Several tables' inserts as one SQL statement, in the driver's paramstyle, with its values."""
+
+    sql: str
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Template:
+    sql: str
+    # (parameter name, index of the write, index of the row, column key, bind processor)
+    binds: tuple[tuple[str, int, int, str, Callable[[Any], Any] | None], ...]
+
+
+_Shape = tuple[tuple[Table, tuple[str, ...], int], ...]
+_MAX_TEMPLATES = 256
+_templates: weakref.WeakKeyDictionary[Dialect, dict[_Shape, _Template | None]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _compile(dialect: Dialect, writes: Writes) -> _Template | None:
+    """The statement for this shape of writes, with one named parameter per value."""
+    binds: list[tuple[str, int, int, str, Callable[[Any], Any] | None]] = []
+    inserts = []
+    for w, (table, rows) in enumerate(writes):
+        values = []
+        for r, row in enumerate(rows):
+            placeholders = {}
+            for key in row:
+                column = table.c[key]
+                name = f"w{w}r{r}_{key}"
+                placeholders[key] = bindparam(name, type_=column.type)
+                processor = column.type.dialect_impl(dialect).bind_processor(dialect)
+                binds.append((name, w, r, key, processor))
+            values.append(placeholders)
+        inserts.append(insert(table).values(values))
+    *ctes, stmt = inserts
+    for i, cte in enumerate(ctes):
+        stmt = stmt.add_cte(cte.cte(f"w{i}"))
+    compiled = stmt.compile(dialect=dialect)
+    if set(compiled.binds) != {b[0] for b in binds}:
+        return None  # SQLAlchemy would add values of its own (Python-side column defaults)
+    return _Template(str(compiled), tuple(binds))
+
+
+def one_statement(dialect: Dialect, writes: Writes) -> OneStatement | None:
+    """PostgreSQL: the inserts of `writes` as one statement (data-modifying CTEs).
+
+    The SQL is compiled once per shape (tables, columns, row counts) and cached; each call only
+    binds values, through the same type processors SQLAlchemy applies (enum values checked,
+    JSON wrapped for the driver). None when the writes do not fit (a row missing a column that
+    has a Python-side default, rows of one table with different columns).
+    """
+    writes = [(t, rows) for t, rows in writes if rows]
+    if not writes:
+        return None
+    shape = []
+    for table, rows in writes:
+        first = rows[0].keys()
+        if any(row.keys() != first for row in rows[1:]):
+            return None
+        shape.append((table, tuple(first), len(rows)))
+    key = tuple(shape)
+    cache = _templates.setdefault(dialect, {})
+    try:
+        template = cache[key]
+    except KeyError:
+        if len(cache) >= _MAX_TEMPLATES:
+            del cache[next(iter(cache))]
+        template = cache[key] = _compile(dialect, writes)
+    if template is None:
+        return None
+    params = {}
+    for name, w, r, column, processor in template.binds:
+        value = writes[w][1][r][column]
+        params[name] = value if processor is None else processor(value)
+    return OneStatement(template.sql, params)
+
+
+async def insert_all(conn: AsyncConnection, writes: Writes) -> None:
     """Insert several tables' rows atomically.
 
     On PostgreSQL the inserts become one statement (data-modifying CTEs): one round trip,
-    atomic on its own. Elsewhere they run in order inside the caller's transaction.
+    atomic on its own, compiled once per shape (see `one_statement`). Elsewhere they run in
+    order inside the caller's transaction.
     """
     writes = [(t, rows) for t, rows in writes if rows]
     if not writes:
         return
     if conn.dialect.name == "postgresql" and len(writes) > 1:
+        stmt = one_statement(conn.dialect, writes)
+        if stmt is not None:
+            await conn.exec_driver_sql(stmt.sql, stmt.params)
+            return
         *ctes, (last_table, last_rows) = writes
-        stmt = insert(last_table).values(last_rows)
+        sa_stmt = insert(last_table).values(last_rows)
         for i, (table, rows) in enumerate(ctes):
-            stmt = stmt.add_cte(insert(table).values(rows).cte(f"w{i}"))
-        await conn.execute(stmt)
+            sa_stmt = sa_stmt.add_cte(insert(table).values(rows).cte(f"w{i}"))
+        await conn.execute(sa_stmt)
         return
     for table, rows in writes:
         await conn.execute(insert(table), rows)

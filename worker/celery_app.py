@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from celery import Celery
+from celery.signals import setup_logging
 
 from domain.config import Settings
+from domain.logs import configure_logging
 from domain.outbox import DISPATCH_TASK
 
 DISPATCH = DISPATCH_TASK
@@ -50,3 +53,9 @@ def make_celery(settings: Settings) -> Celery:
 
 settings = Settings.from_env()
 app = make_celery(settings)
+
+
+@setup_logging.connect
+def _structured_logs(loglevel: int | str | None = None, **_: Any) -> None:
+    """Celery's own lines, ours and the tasks' all go through structlog (domain/logs.py)."""
+    configure_logging(settings, level=loglevel)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import threading
 from typing import Any
 
 from celery.signals import worker_process_init, worker_process_shutdown
@@ -15,6 +18,7 @@ from domain.stats import crm_stats, snapshot_row
 from worker.alerts import send_alert
 from worker.celery_app import DISPATCH, RETENTION, STALE, STATS, app, settings
 from worker.dispatcher import Dispatcher, DrainReport
+from worker.metrics import observe_dispatch
 
 log = logging.getLogger("crm.tasks")
 _dispatcher: Dispatcher | None = None
@@ -28,10 +32,42 @@ def dispatcher() -> Dispatcher:
     return _dispatcher
 
 
+_busy = False
+
+
+def _on_sigterm(_signum: int, _frame: Any) -> None:
+    """Graceful stop of a pool process: finish the batches in hand, then exit.
+
+    Idle, it exits at once. Busy, the dispatcher stops claiming; its batches are delivered
+    and recorded (or released if interrupted), and the process exits when the task returns.
+    """
+    if _dispatcher is not None:
+        _dispatcher.stopping = True
+    if not _busy:
+        _exit_now()
+
+
+_pool_sigterm: Any = None  # billiard's own handler, restored to exit
+
+
+def _exit_now() -> None:
+    signal.signal(signal.SIGTERM, _pool_sigterm or signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _install_sigterm() -> None:
+    """After billiard has set up the pool process (it resets signals after our init hooks)."""
+    global _pool_sigterm
+    if _pool_sigterm is None:
+        _pool_sigterm = signal.getsignal(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, _on_sigterm)
+
+
 @worker_process_init.connect
 def _fresh_after_fork(**_: Any) -> None:
-    global _dispatcher
+    global _dispatcher, _pool_sigterm
     _dispatcher = None
+    _pool_sigterm = None
 
 
 @worker_process_shutdown.connect
@@ -40,11 +76,25 @@ def _close(**_: Any) -> None:
         _dispatcher.close()
 
 
+def _exit_after_task() -> None:
+    """A stop came in while busy: leave as soon as this task has returned its result."""
+    threading.Timer(0.5, _exit_now).start()
+
+
 @app.task(name=DISPATCH)
 def dispatch() -> dict[str, int]:
     """Claim and deliver due notifications until none is due or the time budget is spent."""
+    global _busy
+    _install_sigterm()
     d = dispatcher()
-    report = d.run()
+    _busy = True
+    try:
+        report = d.run()
+    finally:
+        _busy = False
+        if d.stopping:
+            _exit_after_task()
+    observe_dispatch()  # worker health: crm_worker_last_dispatch_timestamp_seconds
     if report.failed:
         d.loop.run_until_complete(_dead_letter_alerts(d, report))
     return {"claimed": report.claimed, "delivered": report.delivered, "retried": report.retried}

@@ -36,4 +36,6 @@ def test_not_ready_when_migrations_are_behind(client, engine):
         assert r.json()["database"]["migration"] == "0001"
     finally:
         with engine.begin() as conn:
-            conn.execute(text("UPDATE alembic_version SET version_num = :h"), {"h": head_revision()})
+            conn.execute(
+                text("UPDATE alembic_version SET version_num = :h"), {"h": head_revision()}
+            )

@@ -55,3 +55,24 @@ def test_security_headers_on_every_response(client):
     assert r.headers["x-frame-options"] == "DENY"
     assert r.headers["x-content-type-options"] == "nosniff"
     assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+
+
+def test_honeypot_posts_get_a_plausible_201_and_write_nothing(client, engine):
+    from tests.conftest import total_rows
+
+    bots = [
+        ("/api/forms/submit", {**FORM, "website": "http://spam.example"}, "formSubmissionId"),
+        ("/api/newsletter-subscribe", {"email": "bot@b.io", "website": "x"}, "subscriberId"),
+        (
+            "/api/v1/rfq/submit",
+            {"email": "bot@b.io", "lines": [{"sku": "S", "quantity": 1}], "website": "x"},
+            "quoteId",
+        ),
+    ]
+    for path, body, key in bots:
+        r = client.post(path, json=body)
+        assert r.status_code == 201 and key in r.json()
+    assert set(total_rows(engine).values()) == {0}
+    # An empty honeypot is a person: accepted and written.
+    assert client.post("/api/forms/submit", json={**FORM, "website": ""}).status_code == 201
+    assert count(engine, "form_submissions") == 1

@@ -75,4 +75,9 @@ def test_database_urls_map_to_drivers():
 
 
 def test_empty_target_variables_count_as_unset():
-    assert Settings.from_env({"CRM_TARGET_BZION_HUB_URL": "", "CRM_TARGET_BZION_HUB_SECRET": ""}).targets == ()
+    assert (
+        Settings.from_env(
+            {"CRM_TARGET_BZION_HUB_URL": "", "CRM_TARGET_BZION_HUB_SECRET": ""}
+        ).targets
+        == ()
+    )

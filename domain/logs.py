@@ -1,0 +1,197 @@
+"""Structured logs: one structlog pipeline for our loggers, uvicorn's, Celery's and Litestar's.
+
+JSON lines in production (CRM_LOG_FORMAT=json), readable lines in development. Every line
+passes through `mask_sensitive` last, so emails, phone numbers and secrets never reach a log,
+whichever library wrote the line.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import structlog
+from structlog.typing import EventDict, Processor
+
+from domain.config import Settings
+
+_EMAIL = re.compile(
+    r"(?<![\w.%+-])([A-Za-z0-9])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)"
+)
+# International numbers (+ and 8 or more digits) and the usual national layouts (555 123 4567).
+_PHONE = re.compile(r"(?<![\w+-])(?:\+\d[\d ().-]{6,}\d|\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4})(?![\w-])")
+_WHSEC = re.compile(r"whsec_[A-Za-z0-9+/=]+")
+_BEARER = re.compile(r"(?i)\b(bearer)\s+[^\s,;\"']+")
+_SENSITIVE_KEYS = ("password", "secret", "token", "api_key", "apikey", "authorization", "cookie")
+_NOT_SCANNED = frozenset({"timestamp", "level", "logger", "request_id", "notification_id"})
+MASK = "***"
+
+
+def mask_email(value: str) -> str:
+    """`john.smith@example.com` -> `j***@example.com`."""
+    return _EMAIL.sub(lambda m: f"{m.group(1)}{MASK}@{m.group(2)}", value)
+
+
+def mask_phone(value: str) -> str:
+    """Keeps the last two digits: `+1 555 123 4567` -> `***67`."""
+
+    def hide(m: re.Match[str]) -> str:
+        digits = re.sub(r"\D", "", m.group(0))
+        return MASK + digits[-2:]
+
+    return _PHONE.sub(hide, value)
+
+
+class Masker:
+    """Masks personal data and secrets in every value of a log event, nested ones included."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        # Longest first, so a secret containing another one is masked whole.
+        self.secrets = tuple(sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True))
+
+    def text(self, value: str) -> str:
+        for secret in self.secrets:
+            if secret in value:
+                value = value.replace(secret, MASK)
+        if "whsec_" in value:
+            value = _WHSEC.sub("whsec_" + MASK, value)
+        if "@" in value:
+            value = mask_email(value)
+        value = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", value)
+        return mask_phone(value)
+
+    def value(self, value: Any, key: str = "") -> Any:
+        if key:
+            lowered = key.lower()
+            if any(k in lowered for k in _SENSITIVE_KEYS):
+                return MASK if value else value
+            if isinstance(value, str) and value and ("email" in lowered or "phone" in lowered):
+                masked = self.text(value)
+                return masked if masked != value else value[:1] + MASK
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, Mapping):
+            return {k: self.value(v, str(k)) for k, v in value.items()}
+        if isinstance(value, list | tuple | set | frozenset):
+            return [self.value(v) for v in value]
+        if isinstance(value, int | float | bool) or value is None:
+            return value
+        return self.text(str(value))
+
+    def __call__(self, _logger: Any, _method: str, event: EventDict) -> EventDict:
+        for key, value in event.items():
+            if key not in _NOT_SCANNED:
+                event[key] = self.value(value, key)
+        return event
+
+
+def _processors(masker: Masker, json: bool) -> list[Processor]:
+    renderer: Processor = (
+        structlog.processors.JSONRenderer()
+        if json
+        else structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(),
+            # Plain tracebacks: rich ones print every local (passwords, emails) unmasked.
+            exception_formatter=structlog.dev.plain_traceback,
+        )
+    )
+    # Tracebacks become text (masked like the rest) in JSON; the console renders them itself.
+    tracebacks: list[Processor] = [structlog.processors.format_exc_info] if json else []
+    return [
+        structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+        *tracebacks,
+        masker,
+        renderer,
+    ]
+
+
+def _drop_color_message(_logger: Any, _method: str, event: EventDict) -> EventDict:
+    """uvicorn adds a second, ANSI-coloured copy of each message; one is enough."""
+    event.pop("color_message", None)
+    return event
+
+
+SHARED: list[Processor] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.stdlib.ExtraAdder(),
+    _drop_color_message,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+]
+
+
+def configure_logging(
+    settings: Settings, stream: Any = None, level: int | str | None = None
+) -> logging.Handler:
+    """Route structlog and the standard library through one handler on the root logger.
+
+    Safe to call again (tests, several apps in one process): the previous handler is replaced.
+    """
+    masker = Masker(settings.secret_values)
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *SHARED,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=SHARED,
+        processors=_processors(masker, settings.log_format == "json"),
+    )
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(formatter)
+    handler.set_name("crm-structlog")
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == "crm-structlog"]:
+        root.removeHandler(old)
+    # Other handlers on the root (basicConfig, Celery's) would print every line a second time.
+    for old in list(root.handlers):
+        if isinstance(old, logging.StreamHandler) and not isinstance(old, logging.FileHandler):
+            root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level or settings.log_level)
+    # Libraries that bring their own handlers: let their lines reach ours instead.
+    for name in ("uvicorn", "uvicorn.error", "celery", "litestar"):
+        lib = logging.getLogger(name)
+        lib.handlers.clear()
+        lib.propagate = True
+    # The access log only when uvicorn has it on (`crm api` turns it off: a line per request
+    # costs the hot path dearly); then route it through ours too.
+    access = logging.getLogger("uvicorn.access")
+    if access.handlers:
+        access.handlers.clear()
+        access.propagate = True
+    return handler
+
+
+def get_logger(name: str) -> Any:
+    return structlog.stdlib.get_logger(name)
+
+
+def bind_request_id(request_id: str) -> None:
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+
+
+def clear_context() -> None:
+    structlog.contextvars.clear_contextvars()
+
+
+__all__ = [
+    "Masker",
+    "bind_request_id",
+    "clear_context",
+    "configure_logging",
+    "get_logger",
+    "mask_email",
+    "mask_phone",
+]
