@@ -36,3 +36,55 @@ def test_sigterm_finishes_or_releases_in_flight_work(make_stack, engine):
     stack.worker(concurrency=1, name="successor")
     stack.beat()
     wait_for(lambda: count(engine, "crm_notifications", "read") == 121, 60, "the rest delivered")
+
+
+def test_api_finishes_a_request_in_flight_on_sigterm(pg_url, engine, tmp_path):
+    """uvicorn stops accepting, lets the request in flight commit and answer, then exits."""
+    import json
+    import threading
+
+    import httpx
+
+    from tests.e2e.harness import Proc, free_port
+
+    port = free_port()
+    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": pg_url, "CRM_RATE_LIMIT": "off"}
+    api = Proc(["api", "--port", str(port)], env, tmp_path / "api.log")
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{base}/health/live", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(up, 60, "the API")
+    body = json.dumps({"formType": "quote_request", "email": "slow@client.io"}).encode()
+    half = threading.Event()
+
+    def slow_body():  # a slow client: the request is in flight when SIGTERM arrives
+        yield body[:10]
+        half.set()
+        time.sleep(1.5)
+        yield body[10:]
+
+    answer: dict = {}
+
+    def post() -> None:
+        answer["r"] = httpx.post(
+            f"{base}/api/forms/submit",
+            content=slow_body(),
+            headers={"content-type": "application/json", "content-length": str(len(body))},
+            timeout=30,
+        )
+
+    t = threading.Thread(target=post)
+    t.start()
+    assert half.wait(10)
+    time.sleep(0.2)
+    api.popen.send_signal(signal.SIGTERM)
+    t.join(30)
+    assert answer["r"].status_code == 201, answer["r"].text
+    assert api.popen.wait(timeout=30) is not None
+    api.stop()
+    assert count(engine, "form_submissions", "data->>'email' = 'slow@client.io'") == 1
