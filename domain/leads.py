@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from types import SimpleNamespace
 from typing import Annotated, Any
 
 import msgspec
@@ -96,25 +97,6 @@ def _lead_data(lead: Any, **extra: object) -> dict[str, Any]:
     }
 
 
-class _Row(msgspec.Struct):
-    """A lead row built in Python, read through the same view as a database row."""
-
-    id: uuid.UUID
-    email: str
-    name: str | None
-    company_name: str | None
-    phone: str | None
-    type: LeadType
-    source: str
-    status: LeadStatus
-    lead_score: int
-    assigned_to: str | None
-    metadata: dict[str, Any] | None
-    created_at: Any
-    updated_at: Any
-    converted_at: Any
-
-
 async def create_lead(
     conn: AsyncConnection, cmd: CreateLead, actor: str, routes: Iterable[Route]
 ) -> LeadView:
@@ -156,7 +138,7 @@ async def create_lead(
         },
     )
     await insert_all(conn, [(LEADS, [lead]), (NOTIFICATIONS, notes), (LEAD_AUDIT, audit)])
-    return lead_view(_Row(**lead))
+    return lead_view(SimpleNamespace(**lead))  # the row as written, read like a DB row
 
 
 async def update_lead(

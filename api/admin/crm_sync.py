@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from litestar import Controller, get, post
+from litestar import Controller, HttpMethod, get, post, route
 from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery, QueryParameter
 
@@ -44,23 +44,13 @@ class CrmSyncController(Controller):
     async def _answer(self, state: State, limit: int, cursors: CrmSyncCursors) -> CrmSync:
         return await run(state, lambda conn: crm_sync(conn, limit, cursors))
 
-    @get("/", summary="CRM stats and the latest leads, forms, subscribers, notifications")
+    @route(
+        "/",
+        http_method=[HttpMethod.GET, HttpMethod.POST],
+        status_code=200,
+        summary="CRM stats and the latest leads, forms, subscribers, notifications (GET or POST)",
+    )
     async def read(
-        self,
-        state: State,
-        limit: Limit = 20,
-        leads_cursor: Annotated[str | None, _cursor("leads")] = None,
-        forms_cursor: Annotated[str | None, _cursor("forms")] = None,
-        subscribers_cursor: Annotated[str | None, _cursor("subscribers")] = None,
-        notifications_cursor: Annotated[str | None, _cursor("notifications")] = None,
-    ) -> CrmSync:
-        cursors = CrmSyncCursors(
-            leads_cursor, forms_cursor, subscribers_cursor, notifications_cursor
-        )
-        return await self._answer(state, limit, cursors)
-
-    @post("/", status_code=200, summary="The same answer, on the seed's POST")
-    async def read_post(
         self,
         state: State,
         limit: Limit = 20,
