@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import shutil
+import statistics
 import subprocess
 import time
 
@@ -136,15 +137,17 @@ def test_redis_stopped_the_api_still_commits_and_all_are_delivered_later(make_st
 
         server.terminate()
         server.wait(timeout=10)
-        slowest = 0.0
+        took = []
         for i in range(20):
             started = time.monotonic()
             r = client.post(
                 "/api/forms/submit", json={"formType": "quote_request", "email": f"down{i}@b.io"}
             )
-            slowest = max(slowest, time.monotonic() - started)
+            took.append(time.monotonic() - started)
             assert r.status_code == 201
-        assert slowest < 0.5, f"a submission waited {slowest:.2f}s on the broker"
+        # Waiting on the broker would cost its 1 s connect timeout, or more with retries.
+        assert max(took) < 1.0, f"a submission waited {max(took):.2f}s on the broker"
+        assert statistics.median(took) < 0.2, f"median {statistics.median(took):.2f}s"
         assert count(engine, "crm_notifications") == 21
         # A dispatch already running may keep draining from the database; nothing waits on Redis.
 
