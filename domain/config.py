@@ -9,6 +9,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TypeVar
 
 from domain.enums import NotificationType
 from domain.rules import DEFAULT_TARGET, RetryPolicy, Route
@@ -139,30 +140,28 @@ def parse_targets(env: Mapping[str, str]) -> tuple[Target, ...]:
     return tuple(targets)
 
 
-def _int(env: Mapping[str, str], var: str, default: int, minimum: int = 0) -> int:
+N = TypeVar("N", int, float)
+
+
+def _number(env: Mapping[str, str], var: str, default: N, minimum: N, kind: type[N]) -> N:
     raw = env.get(var)
     if raw is None or raw == "":
         return default
     try:
-        value = int(raw)
+        value = kind(raw)
     except ValueError as exc:
-        raise ConfigError(f"{var}: must be an integer") from exc
+        raise ConfigError(f"{var}: must be {'an integer' if kind is int else 'a number'}") from exc
     if value < minimum:
         raise ConfigError(f"{var}: must be >= {minimum}")
     return value
+
+
+def _int(env: Mapping[str, str], var: str, default: int, minimum: int = 0) -> int:
+    return _number(env, var, default, minimum, int)
 
 
 def _float(env: Mapping[str, str], var: str, default: float, minimum: float = 0.001) -> float:
-    raw = env.get(var)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{var}: must be a number") from exc
-    if value < minimum:
-        raise ConfigError(f"{var}: must be >= {minimum}")
-    return value
+    return _number(env, var, default, minimum, float)
 
 
 def _schedule(env: Mapping[str, str], var: str, default: tuple[float, ...]) -> tuple[float, ...]:

@@ -14,6 +14,7 @@ from psycopg.adapt import AdaptersMap
 from psycopg.types.json import set_json_dumps
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Dialect, Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -27,6 +28,11 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA busy_timeout=10000")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
+
+
+def insert_for(conn: AsyncConnection) -> Any:
+    """The dialect's INSERT, which knows ON CONFLICT DO NOTHING on PostgreSQL and SQLite alike."""
+    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert
 
 
 def make_sync_engine(settings: Settings, **kw: Any) -> Engine:

@@ -13,11 +13,11 @@ from typing import Annotated, Any
 
 import msgspec
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.audit import audit_rows
 from domain.commands import Command, Email, Metadata, Name, Phone
+from domain.db import insert_for
 from domain.enums import (
     CustomerSource,
     CustomerStatus,
@@ -181,10 +181,6 @@ class Conversion(msgspec.Struct, rename="camel"):
     notification_ids: list[uuid.UUID]
 
 
-def _insert_ignore(conn: AsyncConnection):  # type: ignore[no-untyped-def]
-    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert
-
-
 async def convert_lead(
     conn: AsyncConnection, lead_id: uuid.UUID, actor: str, routes: Iterable[Route]
 ) -> Conversion:
@@ -199,7 +195,7 @@ async def convert_lead(
     conversion_meta = {"convertedFromLeadId": str(lead_id), "convertedDate": now.isoformat()}
     created_id = (
         await conn.execute(
-            _insert_ignore(conn)(CUSTOMERS)
+            insert_for(conn)(CUSTOMERS)
             .values(
                 id=uuid.uuid4(),
                 email=lead.email,

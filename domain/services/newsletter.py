@@ -7,9 +7,9 @@ from collections.abc import Iterable
 
 import msgspec
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from domain.db import insert_for
 from domain.enums import LeadStatus, LeadType, NotificationType, SubscriberStatus
 from domain.models import LEADS, NOTIFICATIONS, SUBSCRIBERS, utcnow
 from domain.outbox import insert_all, notification_rows
@@ -28,10 +28,6 @@ class Subscription(msgspec.Struct, rename="camel"):
     success: bool = True
 
 
-def _insert_ignore(conn: AsyncConnection):  # type: ignore[no-untyped-def]
-    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert
-
-
 async def _nurture_lead(conn: AsyncConnection, email: str) -> uuid.UUID | None:
     found = await conn.execute(
         select(LEADS.c.id).where(LEADS.c.email == email, LEADS.c.source == NEWSLETTER_SOURCE)
@@ -47,7 +43,7 @@ async def subscribe(
     sub_id = uuid.uuid4()
     inserted = (
         await conn.execute(
-            _insert_ignore(conn)(SUBSCRIBERS)
+            insert_for(conn)(SUBSCRIBERS)
             .values(
                 id=sub_id,
                 email=email,

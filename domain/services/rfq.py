@@ -8,10 +8,10 @@ from collections.abc import Iterable
 
 import msgspec
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.commands import SubmitRfq
+from domain.db import insert_for
 from domain.enums import (
     CustomerSource,
     CustomerStatus,
@@ -49,11 +49,10 @@ def quote_reference() -> str:
 
 async def _customer_for(conn: AsyncConnection, cmd: SubmitRfq) -> uuid.UUID:
     """The Customer with this email, or a new PROSPECT one (race-safe)."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     now = utcnow()
     first, last = split_name(cmd.name)
     await conn.execute(
-        dialect.insert(CUSTOMERS)
+        insert_for(conn)(CUSTOMERS)
         .values(
             id=uuid.uuid4(),
             email=cmd.email,
