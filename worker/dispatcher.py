@@ -22,9 +22,19 @@ import aiohttp
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from domain.alerts import record_dead_letters
 from domain.config import Settings, Target, async_url
-from domain.delivery import AttemptResult, Claimed, Recorded, claim_due, record_results, release
+from domain.delivery import (
+    AttemptResult,
+    Claimed,
+    Recorded,
+    claim_due,
+    describe,
+    record_results,
+    release,
+)
 from domain.models import utcnow
+from worker.alerts import send_alert
 from worker.metrics import observe_recorded
 from worker.signing import secret_key, webhook_headers
 from worker.transport import new_session, post
@@ -48,6 +58,7 @@ class DrainReport:
     delivered: int = 0
     retried: int = 0
     failed: list[AttemptResult] = field(default_factory=list)
+    alerts: list[asyncio.Future[None]] = field(default_factory=list)
 
 
 class Dispatcher:
@@ -89,6 +100,7 @@ class Dispatcher:
             total.delivered += r.delivered
             total.retried += r.retried
             total.failed.extend(r.failed)
+        await asyncio.gather(*(a for r in reports for a in r.alerts))
         return total
 
     async def _drain_target(self, target: Target, deadline: float) -> DrainReport:
@@ -125,10 +137,17 @@ class Dispatcher:
             if on_full_batch is not None and len(batch) == s.batch_size:
                 on_full_batch()
             self.in_flight.update(c.id for c in batch)
+            alert = None
             try:
                 results = await self.deliver_batch(target, batch)
                 async with self.engine.begin() as conn:
                     recorded = await record_results(conn, results, s.retry_policy)
+                    if recorded.failed:
+                        # The alert row commits with the FAILED rows: no dead letter unannounced.
+                        ids = [str(r.notification.id) for r in recorded.failed]
+                        alert = await record_dead_letters(
+                            conn, target.name, ids, describe(recorded.failed[-1])
+                        )
             except BaseException:
                 # Interrupted before the outcome was written: give the rows back at once
                 # (another worker resends them, same webhook-id) instead of leaving the lease.
@@ -137,6 +156,10 @@ class Dispatcher:
             finally:
                 self.in_flight.difference_update(c.id for c in batch)
             _add(report, batch, recorded)
+            if alert is not None:
+                # Log line and Slack-compatible POST off the loop: other lanes keep delivering.
+                loop = asyncio.get_running_loop()
+                report.alerts.append(loop.run_in_executor(None, send_alert, s, alert))
             if len(batch) < s.batch_size:
                 break
 

@@ -11,13 +11,12 @@ from typing import Any
 from celery.signals import worker_process_init, worker_process_shutdown
 from sqlalchemy import delete, insert
 
-from domain.alerts import check_stale, record_dead_letters
-from domain.delivery import describe
+from domain.alerts import check_stale
 from domain.models import ATTEMPTS, IDEMPOTENCY_KEYS, NOTIFICATIONS, SNAPSHOTS, utcnow
 from domain.stats import crm_stats, snapshot_row
 from worker.alerts import send_alert
 from worker.celery_app import DISPATCH, RETENTION, STALE, STATS, app, settings
-from worker.dispatcher import Dispatcher, DrainReport
+from worker.dispatcher import Dispatcher
 from worker.metrics import observe_dispatch
 
 log = logging.getLogger("crm.tasks")
@@ -95,21 +94,7 @@ def dispatch() -> dict[str, int]:
         if d.stopping:
             _exit_after_task()
     observe_dispatch()  # worker health: crm_worker_last_dispatch_timestamp_seconds
-    if report.failed:
-        d.loop.run_until_complete(_dead_letter_alerts(d, report))
     return {"claimed": report.claimed, "delivered": report.delivered, "retried": report.retried}
-
-
-async def _dead_letter_alerts(d: Dispatcher, report: DrainReport) -> None:
-    by_target: dict[str, list[Any]] = {}
-    for r in report.failed:
-        by_target.setdefault(r.notification.target_system, []).append(r)
-    for target, results in by_target.items():
-        async with d.engine.begin() as conn:
-            event = await record_dead_letters(
-                conn, target, [str(r.notification.id) for r in results], describe(results[-1])
-            )
-        send_alert(settings, event)
 
 
 @app.task(name=STATS)
