@@ -10,13 +10,8 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from api import admin
 from api.errors import EXCEPTION_HANDLERS
 from api.health import live, ready
-from api.observability import (
-    MetricsController,
-    RequestContextMiddleware,
-    litestar_logging,
-    prometheus_config,
-)
-from api.protection import RATE_LIMIT_STORE, cors, rate_limit, rate_limit_store, security_headers
+from api.observability import MetricsController, edge, litestar_logging
+from api.protection import RATE_LIMIT_STORE, cors, rate_limit, rate_limit_store
 from api.public import PublicController
 from api.pull import PullController
 from api.wakeup import Waker
@@ -50,9 +45,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *admin_side.route_handlers,
         ],
         middleware=[
-            RequestContextMiddleware(),  # request id in logs and responses, submission counts
-            prometheus_config().middleware,
-            security_headers,
+            edge,  # request id, security headers, submission counts, request metrics
             *([limit.middleware] if (limit := rate_limit(settings)) else []),
             *admin_side.middleware,
         ],

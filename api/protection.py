@@ -9,12 +9,10 @@ from typing import Any
 
 from litestar import Request
 from litestar.config.cors import CORSConfig
-from litestar.datastructures import MutableScopeHeaders
 from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.stores.base import Store
 from litestar.stores.memory import MemoryStore
 from litestar.stores.redis import RedisStore
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from redis.asyncio import Redis
 
 from domain.config import Settings
@@ -131,24 +129,10 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
-def security_headers(app: ASGIApp) -> ASGIApp:
-    """Adds security headers to every response, and a CSP to everything but the API docs."""
+def security_headers(path: str) -> list[tuple[bytes, bytes]]:
+    """The headers every response carries, raw; a CSP on everything but the API docs."""
+    return _WITH_CSP if not path.startswith("/schema") else _WITHOUT_CSP
 
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await app(scope, receive, send)
-            return
-        with_csp = not scope["path"].startswith("/schema")
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableScopeHeaders.from_message(message)
-                for name, value in SECURITY_HEADERS.items():
-                    headers.setdefault(name, value)
-                if with_csp:
-                    headers.setdefault("content-security-policy", CONTENT_SECURITY_POLICY)
-            await send(message)
-
-        await app(scope, receive, send_with_headers)
-
-    return middleware
+_WITHOUT_CSP = [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+_WITH_CSP = [*_WITHOUT_CSP, (b"content-security-policy", CONTENT_SECURITY_POLICY.encode())]

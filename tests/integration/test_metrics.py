@@ -108,6 +108,28 @@ def test_api_request_duration_is_recorded_by_route_template_and_status(client):
     assert not any(p and str(uuid.UUID(int=0))[:4] in p and "{" not in p for p in paths)
 
 
+def test_request_counts_and_in_progress_gauge_balance(client):
+    form = {"method": "POST", "path": "/api/forms/submit", "app_name": "crm-sync"}
+    before = scrape(client)
+    client.post("/api/forms/submit", json=FORM)
+    client.post("/api/forms/submit", json={**FORM, "email": "not-an-email"})
+    after = scrape(client)
+    total = "crm_api_requests_total"
+    assert (
+        value(after, total, **form, status_code="201")
+        - value(before, total, **form, status_code="201")
+        == 1
+    )
+    assert (
+        value(after, total, **form, status_code="400")
+        - value(before, total, **form, status_code="400")
+        == 1
+    )
+    assert ("crm_api_requests_in_progress", tuple(sorted(form.items()))) in after
+    assert value(after, "crm_api_requests_in_progress", **form) == 0  # every inc has its dec
+    assert not any(k[0] == total and dict(k[1])["path"] == "/metrics" for k in after)
+
+
 def test_unread_gauges_are_read_from_the_database_at_scrape_time(client, engine):
     samples = scrape(client)
     assert value(samples, "crm_notifications_unread", target_system="BZION_HUB") == 0
