@@ -11,7 +11,7 @@ from api import admin
 from api.errors import EXCEPTION_HANDLERS
 from api.health import live, ready
 from api.observability import MetricsController, edge, litestar_logging
-from api.protection import RATE_LIMIT_STORE, cors, rate_limit, rate_limit_store
+from api.protection import RATE_LIMIT_STORE, cors, rate_limit, rate_limit_store, shared_store
 from api.public import PublicController
 from api.pull import PullController
 from api.wakeup import Waker
@@ -49,7 +49,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *([limit.middleware] if (limit := rate_limit(settings)) else []),
             *admin_side.middleware,
         ],
-        stores={RATE_LIMIT_STORE: rate_limit_store(settings)},
+        stores={
+            RATE_LIMIT_STORE: rate_limit_store(settings),
+            # Shared by every API process, so any of them serves a signed-in admin.
+            admin.SESSION_STORE: shared_store(settings, "crm-sessions"),
+            admin.LOGIN_RATE_LIMIT_STORE: shared_store(settings, "crm-login-attempts"),
+        },
         cors_config=cors(settings),
         template_config=admin_side.template_config,
         state=State({"settings": settings}),

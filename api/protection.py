@@ -76,15 +76,22 @@ class ResilientStore(Store):
         return result
 
 
-def rate_limit_store(settings: Settings) -> Store:
+def shared_store(settings: Settings, namespace: str) -> Store:
+    """A store every API process of the deployment shares (Redis), memory while Redis is down.
+
+    Rate-limit counters, staff sessions and sign-in attempts live here: with
+    `crm api --workers N` a session opened by one process must be known to the others.
+    """
     url = settings.rate_limit_redis_url
     if url is None:
         return MemoryStore()
     # Short timeouts: a dead Redis costs one request half a second, then memory takes over.
     client = Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
-    return ResilientStore(
-        RedisStore(client, namespace="crm-rate-limit", handle_client_shutdown=True)
-    )
+    return ResilientStore(RedisStore(client, namespace=namespace, handle_client_shutdown=True))
+
+
+def rate_limit_store(settings: Settings) -> Store:
+    return shared_store(settings, "crm-rate-limit")
 
 
 def _is_public_post(request: Request) -> bool:

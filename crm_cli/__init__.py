@@ -43,9 +43,15 @@ def db_upgrade(revision: str) -> None:
 @click.option("--workers", default=1, show_default=True, type=int)
 def api(host: str, port: int, workers: int) -> None:
     """Run the HTTP API (uvicorn)."""
+    import os
+    import secrets
+
     import uvicorn
 
     load_settings()  # fail fast, naming the variable, before forking workers
+    if workers > 1 and not os.environ.get("CRM_SECRET_KEY"):
+        # One key for all the workers: a CSRF token one process signs, the others accept.
+        os.environ["CRM_SECRET_KEY"] = secrets.token_urlsafe(32)
     uvicorn.run(
         "api.app:create_app",
         factory=True,

@@ -255,6 +255,8 @@ class Settings:
     rate_limit: tuple[str, int] | None = ("minute", 60)
     rate_limit_redis_url: str | None = None
     cors_origins: tuple[str, ...] = ()
+    # Staff cookies (session, CSRF) with the Secure flag: on behind HTTPS.
+    secure_cookies: bool = False
 
     @property
     def broker_transport_options(self) -> dict[str, float]:
@@ -326,6 +328,7 @@ class Settings:
             rate_limit=_rate(env, "CRM_RATE_LIMIT", ("minute", 60)),
             rate_limit_redis_url=env.get("CRM_RATE_LIMIT_REDIS_URL")
             or _redis_default(env.get("CELERY_BROKER_URL") or "redis://127.0.0.1:6379/0"),
+            secure_cookies=_choice(env, "CRM_SECURE_COOKIES", ("false", "true")) == "true",
             cors_origins=tuple(
                 o.strip() for o in (env.get("CRM_CORS_ORIGINS") or "").split(",") if o.strip()
             ),

@@ -15,13 +15,21 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
-from api.admin.auth import login, logout, security_middleware, whoami
+from api.admin.auth import (
+    LOGIN_RATE_LIMIT_STORE,
+    SESSION_STORE,
+    login,
+    logout,
+    security_middleware,
+    whoami,
+)
 from api.admin.crm_sync import CrmSyncController, MonitoringController, NotificationController
 from api.admin.dashboard import EXCEPTION_HANDLERS, DashboardAuthController, DashboardController
 from api.admin.leads import LeadController
 from domain.config import Settings
 
 API_DIR = Path(__file__).resolve().parent.parent
+__all__ = ["LOGIN_RATE_LIMIT_STORE", "SESSION_STORE", "AdminSide", "build"]
 
 
 @dataclass(frozen=True)
@@ -32,7 +40,6 @@ class AdminSide:
 
 
 def build(settings: Settings) -> AdminSide:
-    secret = settings.secret_key.get()
     api = Router(
         path="/",
         route_handlers=[
@@ -44,12 +51,12 @@ def build(settings: Settings) -> AdminSide:
             NotificationController,
             MonitoringController,
         ],
-        middleware=security_middleware(secret),
+        middleware=security_middleware(settings),
     )
     pages = Router(
         path="/",
         route_handlers=[DashboardAuthController, DashboardController],
-        middleware=security_middleware(secret),
+        middleware=security_middleware(settings),
         exception_handlers=EXCEPTION_HANDLERS,
         include_in_schema=False,
     )

@@ -20,6 +20,7 @@ from litestar.middleware.session.server_side import ServerSideSessionConfig
 from litestar.params import JSONBody
 from litestar.security.session_auth import SessionAuth
 
+from domain.config import Settings
 from domain.db import Database
 from domain.users import SessionUser, authenticate, user_by_id
 
@@ -29,8 +30,10 @@ CSRF_COOKIE, CSRF_HEADER = "csrftoken", "x-csrftoken"
 # Opt keys that let a handler through without a session (login) or a CSRF token (login).
 PUBLIC = {"exclude_from_auth": True, "exclude_from_csrf": True}
 
+# Stores by name (api/app.py registers them, shared by every API process).
+SESSION_STORE, LOGIN_RATE_LIMIT_STORE = "sessions", "login_rate_limit"
 # Password guessing: 10 sign-in attempts per minute per client address, in its own store.
-LOGIN_RATE_LIMIT = RateLimitConfig(rate_limit=("minute", 10), store="login_rate_limit")
+LOGIN_RATE_LIMIT = RateLimitConfig(rate_limit=("minute", 10), store=LOGIN_RATE_LIMIT_STORE)
 
 
 class Login(msgspec.Struct, forbid_unknown_fields=True):
@@ -72,29 +75,48 @@ def admin_only(connection: ASGIConnection, _: BaseRouteHandler) -> None:
         raise PermissionDeniedException("admin role required")
 
 
-def session_auth() -> SessionAuth[SessionUser, Any]:
+def session_auth(secure: bool) -> SessionAuth[SessionUser, Any]:
     return SessionAuth[SessionUser, Any](
         retrieve_user_handler=retrieve_user,
         session_backend_config=ServerSideSessionConfig(
-            key=SESSION_KEY, max_age=SESSION_HOURS * 3600, httponly=True, samesite="lax"
+            key=SESSION_KEY,
+            max_age=SESSION_HOURS * 3600,
+            httponly=True,
+            samesite="lax",
+            secure=secure,
+            store=SESSION_STORE,
         ),
     )
 
 
-def csrf_config(secret: str) -> CSRFConfig:
+def csrf_config(settings: Settings) -> CSRFConfig:
     return CSRFConfig(
-        secret=secret, cookie_name=CSRF_COOKIE, header_name=CSRF_HEADER, cookie_samesite="strict"
+        secret=settings.secret_key.get(),
+        cookie_name=CSRF_COOKIE,
+        header_name=CSRF_HEADER,
+        cookie_samesite="strict",
+        cookie_secure=settings.secure_cookies,
     )
 
 
-def security_middleware(secret: str) -> list[DefineMiddleware]:
+def security_middleware(settings: Settings) -> list[DefineMiddleware]:
     """Session and user first (401 without one), then the CSRF check (403 without a token)."""
-    return [session_auth().middleware, DefineMiddleware(CSRFMiddleware, config=csrf_config(secret))]
+    return [
+        session_auth(settings.secure_cookies).middleware,
+        DefineMiddleware(CSRFMiddleware, config=csrf_config(settings)),
+    ]
 
 
-def csrf_cookie(secret: str) -> tuple[str, Cookie]:
-    token = generate_csrf_token(secret)
-    cookie = Cookie(key=CSRF_COOKIE, value=token, path="/", samesite="strict", httponly=False)
+def csrf_cookie(settings: Settings) -> tuple[str, Cookie]:
+    token = generate_csrf_token(settings.secret_key.get())
+    cookie = Cookie(
+        key=CSRF_COOKIE,
+        value=token,
+        path="/",
+        samesite="strict",
+        httponly=False,
+        secure=settings.secure_cookies,
+    )
     return token, cookie
 
 
@@ -124,7 +146,7 @@ async def login(
     request: Request[Any, Any, Any], state: State, data: JSONBody[Login]
 ) -> Response[SignedIn]:
     user = await sign_in(request, state, data.email, data.password)
-    token, cookie = csrf_cookie(state.settings.secret_key.get())
+    token, cookie = csrf_cookie(state.settings)
     return Response(SignedIn(me(user), token), cookies=[cookie])
 
 

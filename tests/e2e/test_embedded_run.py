@@ -6,14 +6,7 @@ import sqlite3
 
 import httpx
 
-from tests.e2e.harness import Proc, free_port, wait_for
-
-
-def _live(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
+from tests.e2e.harness import Proc, answers_200, free_port, wait_for
 
 
 def test_crm_run_turns_a_form_into_a_verified_signed_webhook(tmp_path):
@@ -26,7 +19,7 @@ def test_crm_run_turns_a_form_into_a_verified_signed_webhook(tmp_path):
         cwd=tmp_path,
     )
     try:
-        wait_for(lambda: _live(f"http://127.0.0.1:{port}/health/live"), 60, "the API")
+        wait_for(lambda: answers_200(f"http://127.0.0.1:{port}/health/live"), 60, "the API")
         wait_for(lambda: "ready." in proc.log(), 60, "the worker")
         r = httpx.post(
             f"http://127.0.0.1:{port}/api/forms/submit",

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -17,16 +16,9 @@ from litestar.serialization import encode_json
 from api.app import create_app
 from domain.config import Settings
 from tests.conftest import total_rows
-from tests.e2e.harness import Proc, free_port, wait_for
+from tests.e2e.harness import Proc, answers_200, free_port, wait_for
 
 PUBLIC = r"^/api/(forms/submit|auth/register|newsletter-(un)?subscribe|v1/rfq/submit)$"
-
-
-def _live(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +34,7 @@ def live_api(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     proc = Proc(["api", "--port", str(port)], env, log)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: _live(f"{base}/health/live"), 60, "the API")
+        wait_for(lambda: answers_200(f"{base}/health/live"), 60, "the API")
         yield base
     finally:
         proc.stop()

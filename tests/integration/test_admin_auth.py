@@ -104,3 +104,16 @@ def test_deactivated_admin_is_signed_out(make_client, settings, engine):
     with engine.begin() as conn:
         conn.exec_driver_sql("UPDATE users SET is_active = false")
     assert client.get("/api/admin/crm-sync").status_code == 401
+
+
+@pytest.mark.parametrize("secure", [False, True])
+def test_staff_cookies_carry_the_secure_flag_when_configured(make_client, settings, secure):
+    email = f"cookie-{secure}@crm.example".lower()
+    make_admin(settings, email)
+    client = make_client(secure_cookies=secure)
+    r = client.post("/api/auth/login", json={"email": email, "password": ADMIN_PASSWORD})
+    assert r.status_code == 200, r.text
+    cookies = {c.split("=", 1)[0]: c.lower() for c in r.headers.get_list("set-cookie")}
+    assert set(cookies) >= {"crm_session", "csrftoken"}
+    for name in ("crm_session", "csrftoken"):
+        assert ("; secure" in cookies[name]) is secure, cookies[name]
