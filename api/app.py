@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from litestar import Litestar
 from litestar.datastructures import State
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
@@ -11,7 +12,7 @@ from api import admin
 from api.errors import EXCEPTION_HANDLERS
 from api.health import live, ready
 from api.observability import MetricsController, edge, litestar_logging
-from api.protection import RATE_LIMIT_STORE, cors, rate_limit, rate_limit_store, shared_store
+from api.protection import cors, rate_limit, rate_limited, shared_store
 from api.public import PublicController
 from api.pull import PullController
 from api.wakeup import Waker
@@ -22,6 +23,7 @@ from domain.logs import configure_logging
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
+    limiter = rate_limit(settings)  # per-client limit on the public POSTs (api/protection.py)
 
     async def startup(app: Litestar) -> None:
         app.state.db = Database(settings)
@@ -32,6 +34,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         if app.state.after_commit is not None:
             app.state.after_commit.close()
         await app.state.db.dispose()
+        if limiter is not None:
+            await limiter.close()
 
     configure_logging(settings)  # one structured format for every logger (domain/logs.py)
     admin_side = admin.build(settings)  # sign-in, admin API and dashboard (api/admin)
@@ -46,11 +50,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ],
         middleware=[
             edge,  # request id, security headers, submission counts, request metrics
-            *([limit.middleware] if (limit := rate_limit(settings)) else []),
+            *([DefineMiddleware(rate_limited, limiter=limiter)] if limiter else []),
             *admin_side.middleware,
         ],
         stores={
-            RATE_LIMIT_STORE: rate_limit_store(settings),
             # Shared by every API process, so any of them serves a signed-in admin.
             admin.SESSION_STORE: shared_store(settings, "crm-sessions"),
             admin.LOGIN_RATE_LIMIT_STORE: shared_store(settings, "crm-login-attempts"),

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from litestar import Request
 from litestar.config.cors import CORSConfig
-from litestar.middleware.rate_limit import RateLimitConfig
+from litestar.exceptions import TooManyRequestsException
 from litestar.stores.base import Store
 from litestar.stores.memory import MemoryStore
 from litestar.stores.redis import RedisStore
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from redis.asyncio import Redis
 
 from domain.config import Settings
@@ -28,7 +30,7 @@ PUBLIC_POSTS = frozenset(
         "/api/v1/rfq/submit",
     }
 )
-RATE_LIMIT_STORE = "public_rate_limit"
+RATE_LIMIT_NAMESPACE = "crm-rate-limit"
 
 
 class ResilientStore(Store):
@@ -90,24 +92,108 @@ def shared_store(settings: Settings, namespace: str) -> Store:
     return ResilientStore(RedisStore(client, namespace=namespace, handle_client_shutdown=True))
 
 
-def rate_limit_store(settings: Settings) -> Store:
-    return shared_store(settings, "crm-rate-limit")
+WINDOW_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 
 
-def _is_public_post(request: Request) -> bool:
-    return request.method == "POST" and request.url.path in PUBLIC_POSTS
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    allowed: bool
+    remaining: int
+    reset: int  # seconds until the window ends
 
 
-def rate_limit(settings: Settings) -> RateLimitConfig | None:
+class FixedWindowLimiter:
+    """N requests per client per window: one Redis round trip per request, shared by every API
+    process, and this process's memory while Redis is down (submissions never fail on it).
+
+    Chosen over Litestar's RateLimitMiddleware, which keeps each client's history as a list it
+    reads and writes back (two round trips) under one lock per process: every public POST of a
+    process waited on that lock, halving the API's throughput (bench/forms_submit.py
+    --rate-limit), and two processes could still overwrite each other's counts.
+    """
+
+    def __init__(self, limit: tuple[str, int], redis_url: str | None, namespace: str) -> None:
+        unit, self.limit = limit
+        self.window = WINDOW_SECONDS[unit]
+        self.namespace = namespace
+        # Short timeouts: a dead Redis costs one request half a second, then memory takes over.
+        self._redis = (
+            Redis.from_url(redis_url, socket_connect_timeout=0.5, socket_timeout=0.5)
+            if redis_url
+            else None
+        )
+        self._down_until = 0.0
+        self._memory: dict[str, int] = {}
+        self._memory_window = -1
+
+    async def hit(self, client: str) -> Verdict:
+        now = time.time()
+        window = int(now // self.window)
+        count = await self._count(f"{self.namespace}:{client}:{window}", window)
+        reset = max(1, math.ceil((window + 1) * self.window - now))
+        return Verdict(count <= self.limit, max(0, self.limit - count), reset)
+
+    async def _count(self, key: str, window: int) -> int:
+        if self._redis is not None and time.monotonic() >= self._down_until:
+            try:
+                async with self._redis.pipeline(transaction=True) as pipe:
+                    pipe.incr(key)
+                    pipe.expire(key, self.window + 1, nx=True)
+                    count, _ = await pipe.execute()
+                return int(count)
+            except Exception as exc:
+                log.warning("rate-limit store unavailable (%s); using memory", type(exc).__name__)
+                self._down_until = time.monotonic() + 5.0
+        if window != self._memory_window:
+            self._memory, self._memory_window = {}, window
+        self._memory[key] = count = self._memory.get(key, 0) + 1
+        return count
+
+    async def close(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
+
+
+def rate_limit(settings: Settings) -> FixedWindowLimiter | None:
     """Per client (IP) limit on the public POSTs; 429 with Retry-After when exceeded."""
     if settings.rate_limit is None:
         return None
-    unit, count = settings.rate_limit
-    return RateLimitConfig(
-        rate_limit=(unit, count),  # type: ignore[arg-type]
-        store=RATE_LIMIT_STORE,
-        check_throttle_handler=_is_public_post,
+    return FixedWindowLimiter(
+        settings.rate_limit, settings.rate_limit_redis_url, RATE_LIMIT_NAMESPACE
     )
+
+
+def rate_limited(app: ASGIApp, limiter: FixedWindowLimiter) -> ASGIApp:
+    """Counts the public POSTs per client address (uvicorn resolves trusted proxy headers);
+    over the limit: 429 with Retry-After. Answers carry RateLimit-Limit/Remaining/Reset."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["path"] not in PUBLIC_POSTS
+            or scope["method"] != "POST"  # type: ignore[typeddict-item]
+        ):
+            await app(scope, receive, send)
+            return
+        client = scope.get("client")
+        verdict = await limiter.hit(client[0] if client else "unknown")
+        headers = {
+            "RateLimit-Limit": str(limiter.limit),
+            "RateLimit-Remaining": str(verdict.remaining),
+            "RateLimit-Reset": str(verdict.reset),
+        }
+        if not verdict.allowed:
+            raise TooManyRequestsException(headers={**headers, "Retry-After": str(verdict.reset)})
+        raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", ()), *raw]}  # type: ignore[typeddict-item]
+            await send(message)
+
+        await app(scope, receive, send_with_headers)
+
+    return middleware
 
 
 def cors(settings: Settings) -> CORSConfig | None:

@@ -17,6 +17,16 @@ def test_public_posts_are_rate_limited_per_client_with_retry_after(make_client, 
     assert c.get("/health/live").status_code == 200  # reads are not throttled
 
 
+def test_answers_say_how_many_posts_are_left(make_client, engine):
+    c = make_client(rate_limit=("hour", 5))
+    answers = [c.post("/api/forms/submit", json=FORM) for _ in range(2)]
+    assert [a.headers["RateLimit-Remaining"] for a in answers] == ["4", "3"]
+    assert all(a.headers["RateLimit-Limit"] == "5" for a in answers)
+    assert 0 < int(answers[-1].headers["RateLimit-Reset"]) <= 3600
+    bad = c.post("/api/forms/submit", json={**FORM, "email": "nope"})  # a 400 counts too
+    assert bad.status_code == 400 and bad.headers["RateLimit-Remaining"] == "2"
+
+
 def test_rate_limit_shares_redis_between_processes(make_client, engine):
     url = "redis://127.0.0.1:6379/1"
     a = make_client(rate_limit=("minute", 2), rate_limit_redis_url=url)
