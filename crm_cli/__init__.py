@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
 import sys
+import time
 
 import click
 
@@ -43,7 +48,6 @@ def db_upgrade(revision: str) -> None:
 @click.option("--workers", default=1, show_default=True, type=int)
 def api(host: str, port: int, workers: int) -> None:
     """Run the HTTP API (uvicorn)."""
-    import os
     import secrets
 
     import uvicorn
@@ -75,11 +79,8 @@ def run(host: str, port: int, hub_port: int) -> None:
     with a fresh signing secret, so a form visibly becomes a verified, signed webhook.
     """
     import base64
-    import os
     import secrets
-    import signal
-    import subprocess
-    import time
+    import threading
 
     from domain.migrate import upgrade
 
@@ -98,8 +99,16 @@ def run(host: str, port: int, hub_port: int) -> None:
         env["CRM_TARGET_BZION_HUB_URL"] = f"http://127.0.0.1:{hub_port}/webhook"
         env["CRM_TARGET_BZION_HUB_SECRET"] = secret
         commands.insert(0, ["hub-demo", "--port", str(hub_port)])
+    # Each child in its own session: a signal to this command's process group (a terminal's
+    # Ctrl-C, `kill -- -PGID`) reaches this process only, which stops the children in order.
+    # Signalled all at once, a Celery pool process can die holding a lock its parent then
+    # waits on forever.
     procs = [
-        subprocess.Popen([sys.executable, "-c", "from crm_cli import main; main()", *c], env=env)
+        subprocess.Popen(
+            [sys.executable, "-c", "from crm_cli import main; main()", *c],
+            env=env,
+            start_new_session=True,
+        )
         for c in commands
     ]
     click.secho(
@@ -109,25 +118,34 @@ def run(host: str, port: int, hub_port: int) -> None:
         fg="cyan",
         err=True,
     )
-    try:
-        while all(p.poll() is None for p in procs):
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-    failed = [
-        c[0] for c, p in zip(commands, procs, strict=True) if p.returncode not in (0, -15, None)
-    ]
-    if failed:
-        raise click.ClickException(f"stopped because {', '.join(failed)} exited")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.is_set() and all(p.poll() is None for p in procs):
+        stop.wait(0.5)
+    exited = [c[0] for c, p in zip(commands, procs, strict=True) if p.poll() is not None]
+    _stop_children(procs, grace=STOP_GRACE_SECONDS)
+    if exited and not stop.is_set():
+        raise click.ClickException(f"stopped because {', '.join(exited)} exited")
+
+
+STOP_GRACE_SECONDS = 10.0
+
+
+def _stop_children(procs: list[subprocess.Popen[bytes]], grace: float) -> None:
+    """SIGTERM to each child (its graceful stop), then SIGKILL to whatever of its process group
+    is still there after `grace` seconds: `crm run` never leaves a process behind."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for p in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+    for p in procs:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(p.pid, signal.SIGKILL)  # the child's own session: it and its pool
+        p.wait()
 
 
 def _register_subcommands() -> None:

@@ -2,11 +2,38 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
+from pathlib import Path
 
 import httpx
 
 from tests.e2e.harness import Proc, answers_200, free_port, wait_for
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below `pid` (children, their pool processes, ...), from /proc."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").exists() and " Z " not in Path(f"/proc/{pid}/stat").read_text()
 
 
 def test_crm_run_turns_a_form_into_a_verified_signed_webhook(tmp_path):
@@ -36,5 +63,11 @@ def test_crm_run_turns_a_form_into_a_verified_signed_webhook(tmp_path):
         )
         assert (tmp_path / "crm-broker.db").exists()
         assert "REJECTED" not in proc.log()
+        # Stopped like a terminal's Ctrl-C or `kill -- -PGID`: every process goes, none stays.
+        children = descendants(proc.popen.pid)
+        assert len(children) >= 4, children  # hub-demo, api, worker (+ its pool), beat
+        os.killpg(proc.popen.pid, signal.SIGTERM)
+        assert proc.popen.wait(timeout=30) == 0, proc.log()[-3000:]
+        wait_for(lambda: not any(alive(c) for c in children), 5, "no process left behind")
     finally:
         proc.stop()
