@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
@@ -27,6 +29,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     async def startup(app: Litestar) -> None:
         app.state.db = Database(settings)
+        # What exists now lives as long as the process: keep it out of the collector's full
+        # passes, which otherwise walk it all and stall every request in flight.
+        gc.collect()
+        gc.freeze()
         # Wake the dispatcher after each commit when something pushes; else rows wait for pulls.
         app.state.after_commit = Waker(settings) if settings.push_targets else None
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import msgspec
 from psycopg import AsyncConnection as PgConnection
-from psycopg import adapters
+from psycopg import AsyncRawCursor, adapters
 from psycopg.adapt import AdaptersMap
 from psycopg.types.json import set_json_dumps
 from psycopg_pool import AsyncConnectionPool
@@ -19,6 +19,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from domain.config import Settings, async_url, sync_url
+from domain.group_commit import GroupCommit
+from domain.outbox import Writes
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -71,6 +73,7 @@ class Database:
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._writes: AsyncConnectionPool[PgConnection[Any]] | None = None  # opened on first use
         self._writes_lock = asyncio.Lock()
+        self._group: GroupCommit | None = None
 
     @property
     def dialect(self) -> Dialect:
@@ -87,16 +90,24 @@ class Database:
         async with engine.begin() as conn:
             yield conn
 
-    async def execute_one(self, sql: str, params: Mapping[str, Any]) -> None:
+    async def execute_one(self, sql: bytes, values: Sequence[Any]) -> None:
         """PostgreSQL: run one statement that is a whole use case, atomic on its own.
 
         Autocommit (no BEGIN/COMMIT round trips), one round trip, as a server-side prepared
         statement on each pooled connection (the SQL of a use case is stable, see
-        `domain.outbox.one_statement`). `sql` is in psycopg's paramstyle (`%(name)s`).
+        `domain.outbox.one_statement`). `sql` has PostgreSQL's own placeholders (`$1`, `$2`)
+        and goes through a raw cursor, which sends it without converting it on each call.
         """
         pool = self._writes or await self._open_writes()
         async with pool.connection() as conn:
-            await conn.execute(sql, params, prepare=True)
+            await AsyncRawCursor(conn).execute(sql, values, prepare=True)
+
+    async def write_grouped(self, writes: Writes) -> None:
+        """PostgreSQL: commit `writes` (one use case) in a statement shared with the use cases
+        that arrive meanwhile (domain/group_commit.py); returns once they are committed."""
+        if self._group is None:
+            self._group = GroupCommit(self.dialect, self.execute_one)
+        await self._group.write(writes)
 
     async def _open_writes(self) -> AsyncConnectionPool[PgConnection[Any]]:
         if not self.is_postgres:

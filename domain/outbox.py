@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 import weakref
 from collections.abc import Callable, Iterable, Sequence
@@ -54,15 +55,32 @@ Writes = Sequence[tuple[Table, Rows]]
 
 @dataclass(frozen=True, slots=True)
 class OneStatement:
-    """Several tables' inserts as one SQL statement, in the driver's paramstyle, with its values."""
+    """Several tables' inserts as one SQL statement, with its values.
+
+    `sql` and `params` in the driver's paramstyle (`%(name)s`); `raw_sql` and `values` the same
+    statement with PostgreSQL's own placeholders (`$1, $2, ...`), for a raw cursor that sends it
+    as it is: psycopg converts a `%(name)s` query on every call unless it is short, and a grouped
+    statement (domain/group_commit.py) is not.
+    """
 
     sql: str
-    params: dict[str, Any]
+    names: tuple[str, ...]
+    values: tuple[Any, ...]
+    raw_sql: bytes
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(zip(self.names, self.values, strict=True))
+
+
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
 
 @dataclass(frozen=True, slots=True)
 class _Template:
     sql: str
+    raw_sql: bytes
+    names: tuple[str, ...]
     # (parameter name, index of the write, index of the row, column key, bind processor)
     binds: tuple[tuple[str, int, int, str, Callable[[Any], Any] | None], ...]
 
@@ -96,7 +114,14 @@ def _compile(dialect: Dialect, writes: Writes) -> _Template | None:
     compiled = stmt.compile(dialect=dialect)
     if set(compiled.binds) != {b[0] for b in binds}:
         return None  # SQLAlchemy would add values of its own (Python-side column defaults)
-    return _Template(str(compiled), tuple(binds))
+    sql = str(compiled)
+    names = tuple(_PLACEHOLDER.findall(sql))
+    by_name = {b[0]: b for b in binds}
+    if len(set(names)) != len(names) or set(names) != set(by_name):
+        return None  # not one placeholder per value, as this module expects
+    position = {name: i for i, name in enumerate(names, 1)}
+    raw_sql = _PLACEHOLDER.sub(lambda m: f"${position[m[1]]}", sql).encode()
+    return _Template(sql, raw_sql, names, tuple(by_name[n] for n in names))
 
 
 def one_statement(dialect: Dialect, writes: Writes) -> OneStatement | None:
@@ -126,11 +151,11 @@ def one_statement(dialect: Dialect, writes: Writes) -> OneStatement | None:
         template = cache[key] = _compile(dialect, writes)
     if template is None:
         return None
-    params = {}
-    for name, w, r, column, processor in template.binds:
+    values = []
+    for _name, w, r, column, processor in template.binds:
         value = writes[w][1][r][column]
-        params[name] = value if processor is None else processor(value)
-    return OneStatement(template.sql, params)
+        values.append(value if processor is None else processor(value))
+    return OneStatement(template.sql, template.names, tuple(values), template.raw_sql)
 
 
 async def insert_all(conn: AsyncConnection, writes: Writes) -> None:

@@ -1,7 +1,9 @@
 """POST /api/forms/submit: FormSubmission + scored Lead + NEW_FORM_SUBMISSION, one statement.
 
-This is the hottest write path: on PostgreSQL, without an Idempotency-Key, it costs one round
-trip (`submit_form_alone`: one prepared statement, in autocommit, through the driver's pool).
+This is the hottest write path: on PostgreSQL, without an Idempotency-Key, it is one prepared
+statement in autocommit through the driver's pool (`submit_form_alone`), shared with the
+submissions that arrive while earlier ones are being written (group commit,
+domain/group_commit.py).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from domain.commands import SubmitForm
 from domain.db import Database
 from domain.enums import FormSubmissionStatus, LeadStatus, NotificationType
 from domain.models import FORM_SUBMISSIONS, LEADS, NOTIFICATIONS, utcnow
-from domain.outbox import Writes, insert_all, notification_rows, one_statement
+from domain.outbox import Writes, insert_all, notification_rows
 from domain.rules import Route, attribution, rule_for_form
 from domain.services import Origin
 
@@ -108,12 +110,12 @@ async def submit_form(
 async def submit_form_alone(
     db: Database, cmd: SubmitForm, origin: Origin, routes: Iterable[Route]
 ) -> FormSubmitted:
-    """On its own: one statement in autocommit on PostgreSQL, else its own transaction."""
+    """Not inside a caller's transaction: on PostgreSQL one statement in autocommit, grouped with
+    the submissions that arrive meanwhile (group commit); elsewhere its own transaction."""
     result, writes = form_writes(cmd, origin, routes)
-    stmt = one_statement(db.dialect, writes) if db.is_postgres else None
-    if stmt is None:
+    if db.is_postgres:
+        await db.write_grouped(writes)  # one statement, shared with concurrent submissions
+    else:
         async with db.transaction(one_statement=True) as conn:
             await insert_all(conn, writes)
-    else:
-        await db.execute_one(stmt.sql, stmt.params)
     return result
