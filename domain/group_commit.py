@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import Dialect, Table
 
+from domain.metrics import WRITE_GROUP_SIZE
 from domain.outbox import OneStatement, Writes, one_statement
 
 log = logging.getLogger("crm.group_commit")
@@ -102,6 +103,7 @@ class GroupCommit:
     def _count(self, submissions: int) -> None:
         self.statements += 1
         self.submissions += submissions
+        WRITE_GROUP_SIZE.observe(submissions)
 
     def _statement(self, group: list[Writes]) -> OneStatement | None:
         """The group's rows, table by table in the order of the first submission."""

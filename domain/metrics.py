@@ -72,6 +72,12 @@ ATTEMPT_DURATION = Histogram(
     buckets=HTTP_BUCKETS,
 )
 
+WRITE_GROUP_SIZE = Histogram(
+    "crm_write_group_size",
+    "Submissions per grouped write statement (group commit, domain/group_commit.py)",
+    buckets=(1, 2, 4, 8, 16, 32),
+)
+
 # Outbox rows built during the current request; counted once the response says they committed.
 _pending: ContextVar[list[tuple[str, str]] | None] = ContextVar("crm_pending_rows", default=None)
 

@@ -108,6 +108,14 @@ def test_api_request_duration_is_recorded_by_route_template_and_status(client):
     assert not any(p and str(uuid.UUID(int=0))[:4] in p and "{" not in p for p in paths)
 
 
+def test_grouped_writes_are_counted_by_group_size(client):
+    before = value(scrape(client), "crm_write_group_size_count")
+    client.post("/api/forms/submit", json=FORM)
+    after = scrape(client)
+    assert value(after, "crm_write_group_size_count") - before == 1
+    assert value(after, "crm_write_group_size_bucket", le="1.0") >= 1
+
+
 def test_request_counts_and_in_progress_gauge_balance(client):
     form = {"method": "POST", "path": "/api/forms/submit", "app_name": "crm-sync"}
     before = scrape(client)
