@@ -7,6 +7,7 @@ whichever library wrote the line.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -45,6 +46,15 @@ def mask_phone(value: str) -> str:
     return _PHONE.sub(hide, value)
 
 
+@functools.lru_cache(maxsize=1024)
+def _kind_of_key(key: str) -> str:
+    """ "secret" (masked whole), "contact" (an email or phone: always masked) or "" (scanned)."""
+    lowered = key.lower()
+    if any(k in lowered for k in _SENSITIVE_KEYS):
+        return "secret"
+    return "contact" if "email" in lowered or "phone" in lowered else ""
+
+
 class Masker:
     """Masks personal data and secrets in every value of a log event, nested ones included."""
 
@@ -64,21 +74,20 @@ class Masker:
         return mask_phone(value)
 
     def value(self, value: Any, key: str = "") -> Any:
-        if key:
-            lowered = key.lower()
-            if any(k in lowered for k in _SENSITIVE_KEYS):
-                return MASK if value else value
-            if isinstance(value, str) and value and ("email" in lowered or "phone" in lowered):
-                masked = self.text(value)
-                return masked if masked != value else value[:1] + MASK
+        kind = _kind_of_key(key) if key else ""
+        if kind == "secret":
+            return MASK if value else value
+        if value is None or isinstance(value, int | float):  # bool is an int: nothing to hide
+            return value
+        if kind == "contact" and isinstance(value, str) and value:
+            masked = self.text(value)
+            return masked if masked != value else value[:1] + MASK
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, Mapping):
             return {k: self.value(v, str(k)) for k, v in value.items()}
         if isinstance(value, list | tuple | set | frozenset):
             return [self.value(v) for v in value]
-        if isinstance(value, int | float | bool) or value is None:
-            return value
         return self.text(str(value))
 
     def __call__(self, _logger: Any, _method: str, event: EventDict) -> EventDict:
