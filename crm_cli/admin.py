@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import sys
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,8 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from crm_cli import load_settings
-from domain.config import Settings
-from domain.db import Database
+from domain.db import Database, with_database
 from domain.enums import LeadStatus, LeadType
 from domain.errors import DomainError
 from domain.lead_import import EXPORT_COLUMNS, BadFile, export_leads, import_leads, read_csv
@@ -28,17 +25,6 @@ CLI_ACTOR = "cli"
 def register(main: click.Group) -> None:
     main.add_command(users)
     main.add_command(leads)
-
-
-def _with_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
-    async def go() -> T:
-        db = Database(settings)
-        try:
-            return await work(db)
-        finally:
-            await db.dispose()
-
-    return asyncio.run(go())
 
 
 @click.group()
@@ -62,7 +48,7 @@ def create_admin_command(email: str, name: str | None) -> None:
             return await create_admin(conn, email, password, name)
 
     try:
-        user = _with_db(settings, work)
+        user = with_database(settings, work)
     except DomainError as exc:
         raise click.ClickException(f"{exc.field or 'error'}: {exc.message}") from exc
     click.echo(f"admin {user.email} created (id {user.id})", err=True)
@@ -98,7 +84,7 @@ def import_command(file: Path, batch_size: int, actor: str) -> None:
             yield from rows
 
         with click.progressbar(length=total, label="Importing leads", file=sys.stderr) as bar:
-            report = _with_db(
+            report = with_database(
                 settings,
                 lambda db: import_leads(
                     db, all_rows(), actor, settings.routes, batch_size, bar.update
@@ -160,5 +146,5 @@ def export_command(
             n += 1
         return n
 
-    n = _with_db(settings, work)
+    n = with_database(settings, work)
     click.echo(f"{n} leads exported", err=True)

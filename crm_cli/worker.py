@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import tempfile
 import uuid
@@ -121,7 +120,7 @@ def replay(ids: tuple[str, ...], failed: bool) -> None:
     """Send dead-lettered (FAILED) notifications again: by ID, or all with --failed."""
     from crm_cli import load_settings
     from domain import delivery
-    from domain.db import Database
+    from domain.db import Database, with_database
 
     if bool(ids) == failed:
         raise click.UsageError("give notification IDs or --failed, not both")
@@ -131,15 +130,11 @@ def replay(ids: tuple[str, ...], failed: bool) -> None:
         raise click.BadParameter(f"not a notification id: {exc}") from exc
     settings = load_settings()
 
-    async def run() -> list[uuid.UUID]:
-        db = Database(settings)
-        try:
-            async with db.transaction() as conn:
-                return await delivery.replay(conn, wanted)
-        finally:
-            await db.dispose()
+    async def run(db: Database) -> list[uuid.UUID]:
+        async with db.transaction() as conn:
+            return await delivery.replay(conn, wanted)
 
-    done = asyncio.run(run())
+    done = with_database(settings, run)
     for i in done:
         click.echo(str(i))
     click.echo(f"{len(done)} notification(s) re-queued", err=True)

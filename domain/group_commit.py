@@ -40,6 +40,7 @@ class GroupCommit:
         self.max_in_flight = max_in_flight
         self._waiting: list[tuple[Writes, asyncio.Future[None]]] = []
         self._in_flight = 0
+        self._drains: set[asyncio.Task[None]] = set()
         # Figures for tests and operators: statements sent and submissions they carried.
         self.statements = 0
         self.submissions = 0
@@ -50,12 +51,12 @@ class GroupCommit:
         self._waiting.append((writes, done))
         if self._in_flight < self.max_in_flight:
             self._in_flight += 1
-            # After the tasks already runnable in this turn have added theirs.
-            asyncio.get_running_loop().call_soon(self._start)
+            # Its first step runs after the tasks already runnable in this turn have added
+            # theirs; kept referenced, since the loop holds tasks only weakly.
+            task = asyncio.get_running_loop().create_task(self._drain())
+            self._drains.add(task)
+            task.add_done_callback(self._drains.discard)
         await done
-
-    def _start(self) -> None:
-        asyncio.get_running_loop().create_task(self._drain())
 
     async def _drain(self) -> None:
         """Write groups while submissions wait; then leave (another call starts a new one)."""

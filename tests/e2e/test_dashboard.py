@@ -3,7 +3,6 @@ against the real app served by uvicorn on the test PostgreSQL database."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import subprocess
@@ -19,7 +18,7 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from domain.config import Settings
-from domain.db import Database
+from domain.db import Database, with_database
 from domain.users import create_admin
 from tests.conftest import count, rows
 
@@ -135,13 +134,11 @@ def seed(base: str, engine, pg_url: str) -> dict[str, str]:
             {"id": failed},
         )
 
-    async def admin() -> None:
-        db = Database(Settings(database_url=pg_url))
+    async def admin(db: Database) -> None:
         async with db.transaction() as conn:
             await create_admin(conn, ADMIN, PASSWORD, "Sam Sales")
-        await db.dispose()
 
-    asyncio.run(admin())
+    with_database(Settings(database_url=pg_url), admin)
     return {"qualified": qualified, "failed": failed}
 
 

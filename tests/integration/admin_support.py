@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
 from litestar.testing import TestClient
 
 from domain.config import Settings
-from domain.db import Database
+from domain.db import Database, with_database
 from domain.users import create_admin
 
 ADMIN_EMAIL, ADMIN_PASSWORD = "boss@crm.example", "admin-pass-123"
@@ -17,15 +16,11 @@ ADMIN_EMAIL, ADMIN_PASSWORD = "boss@crm.example", "admin-pass-123"
 def make_admin(
     settings: Settings, email: str = ADMIN_EMAIL, password: str = ADMIN_PASSWORD
 ) -> None:
-    async def go() -> None:
-        db = Database(settings)
-        try:
-            async with db.transaction() as conn:
-                await create_admin(conn, email, password, "Bo Ss")
-        finally:
-            await db.dispose()
+    async def go(db: Database) -> None:
+        async with db.transaction() as conn:
+            await create_admin(conn, email, password, "Bo Ss")
 
-    asyncio.run(go())
+    with_database(settings, go)
 
 
 def sign_in(client: TestClient, email: str, password: str) -> TestClient:

@@ -9,7 +9,7 @@ import pytest
 from psycopg import DataError
 
 from domain.commands import SubmitForm
-from domain.db import Database
+from domain.db import Database, with_database
 from domain.models import LEADS
 from domain.services import Origin
 from domain.services.forms import FormSubmitted, form_writes, submit_form_alone
@@ -23,17 +23,6 @@ def form(i: int) -> SubmitForm:
     return msgspec.json.decode(msgspec.json.encode(body), type=SubmitForm)
 
 
-def run(settings, work):  # type: ignore[no-untyped-def]
-    async def go():  # type: ignore[no-untyped-def]
-        db = Database(settings)
-        try:
-            return await work(db)
-        finally:
-            await db.dispose()
-
-    return asyncio.run(go())
-
-
 def test_concurrent_submissions_share_statements_and_every_one_commits(settings, engine):
     async def work(db: Database) -> tuple[list[FormSubmitted], int, int]:
         results = await asyncio.gather(
@@ -42,7 +31,7 @@ def test_concurrent_submissions_share_statements_and_every_one_commits(settings,
         assert db._group is not None
         return list(results), db._group.statements, db._group.submissions
 
-    results, statements, submissions = run(settings, work)
+    results, statements, submissions = with_database(settings, work)
     assert submissions == 40
     assert statements < 40  # grouped: fewer statements than submissions
     assert count(engine, "form_submissions") == count(engine, "leads") == 40
@@ -64,7 +53,7 @@ def test_a_lone_submission_is_written_at_once_in_its_own_statement(settings, eng
         assert db._group is not None
         return db._group.statements, db._group.submissions
 
-    assert run(settings, work) == (1, 1)
+    assert with_database(settings, work) == (1, 1)
     assert count(engine, "leads") == 1
 
 
@@ -79,7 +68,7 @@ def test_a_bad_submission_fails_alone_and_its_group_still_commits(settings, engi
         )
         return list(outcomes)
 
-    outcomes = run(settings, work)
+    outcomes = with_database(settings, work)
     assert [i for i, o in enumerate(outcomes) if o is not None] == [3]
     assert isinstance(outcomes[3], DataError)
     # Nothing half-written: the bad submission left no form and no notification either.
@@ -96,6 +85,6 @@ def test_groups_larger_than_the_cap_are_split(settings, engine, size):
         assert db._group is not None
         return db._group.statements, db._group.submissions
 
-    statements, submissions = run(settings, work)
+    statements, submissions = with_database(settings, work)
     assert submissions == size and count(engine, "leads") == size
     assert statements >= -(-size // 32)
