@@ -18,9 +18,9 @@ from api.protection import cors, rate_limit, rate_limited, shared_store
 from api.public import PublicController
 from api.pull import PullController
 from api.wakeup import Waker
-from domain.config import Settings
-from domain.db import Database
-from domain.logs import configure_logging
+from infra.db import Database
+from infra.logs import configure_logging
+from infra.settings import Settings
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         if limiter is not None:
             await limiter.close()
 
-    configure_logging(settings)  # one structured format for every logger (domain/logs.py)
+    configure_logging(settings)  # one structured format for every logger (infra/logs.py)
     admin_side = admin.build(settings)  # sign-in, admin API and dashboard (api/admin)
     return Litestar(
         route_handlers=[

@@ -9,8 +9,8 @@ from litestar import Response, get
 from litestar.datastructures import State
 from sqlalchemy import text
 
-from domain.db import Database
-from domain.migrate import head_revision
+from infra.db import Database
+from infra.migrate import head_revision
 
 
 @get("/health/live", tags=["health"], summary="The process is up")

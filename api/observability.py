@@ -23,11 +23,10 @@ from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Sen
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram
 
 from api.protection import security_headers
-from domain.config import Settings
-from domain.db import Database
 from domain.enums import FormType
-from domain.logs import bind_request_id, clear_context
-from domain.metrics import (
+from infra.db import Database
+from infra.logs import bind_request_id, clear_context
+from infra.metrics import (
     SUBMISSIONS,
     OutboxCollector,
     count_committed,
@@ -36,6 +35,7 @@ from domain.metrics import (
     track_notifications,
     unread_by_target,
 )
+from infra.settings import Settings
 
 REQUEST_ID_HEADER = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -197,7 +197,7 @@ class MetricsController(PrometheusController):
 
 
 def litestar_logging() -> LoggingConfig:
-    """Litestar's own logger writes through the root handler (domain.logs), not its own."""
+    """Litestar's own logger writes through the root handler (infra.logs), not its own."""
     return LoggingConfig(
         configure_root_logger=False,
         handlers={

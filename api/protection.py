@@ -17,7 +17,7 @@ from litestar.stores.redis import RedisStore
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from redis.asyncio import Redis
 
-from domain.config import Settings
+from infra.settings import Settings
 
 log = logging.getLogger("crm.protection")
 

@@ -14,16 +14,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.errors import PUBLIC_ERROR_RESPONSES
 from api.observability import current_request_id
-from domain import idempotency
-from domain.commands import Register, SubmitForm, SubmitRfq, Subscribe
-from domain.config import Settings
-from domain.db import Database
-from domain.services import Origin
-from domain.services.forms import FormSubmitted, submit_form, submit_form_alone
-from domain.services.newsletter import Subscription, Unsubscription, subscribe, unsubscribe
-from domain.services.registration import Registered, register
-from domain.services.rfq import QuoteSubmitted, submit_rfq
-from domain.spam import decoy_form, decoy_quote, decoy_subscription, is_bot
+from domain.intake import idempotency
+from domain.intake.commands import Register, SubmitForm, SubmitRfq, Subscribe
+from domain.intake.forms import FormSubmitted, submit_form, submit_form_alone
+from domain.intake.newsletter import Subscription, Unsubscription, subscribe, unsubscribe
+from domain.intake.origin import Origin
+from domain.intake.registration import Registered, register
+from domain.intake.rfq import QuoteSubmitted, submit_rfq
+from domain.intake.spam import decoy_form, decoy_quote, decoy_subscription, is_bot
+from infra.db import Database
+from infra.settings import Settings
 
 IdempotencyKey = Annotated[
     str | None,

@@ -11,9 +11,9 @@ from litestar.datastructures import State
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.params import FromPath, QueryParameter
 
-from domain.config import Settings
-from domain.delivery import acknowledge, list_for_target
 from domain.errors import NotFound
+from domain.outbox.delivery import acknowledge, list_for_target
+from infra.settings import Settings
 
 
 def target_for_key(request: Request, settings: Settings) -> str:

@@ -12,8 +12,8 @@ import time
 
 from celery import Celery
 
-from domain.config import Settings
-from domain.outbox import DISPATCH_TASK
+from domain.outbox.rows import DISPATCH_TASK
+from infra.settings import Settings
 
 log = logging.getLogger("crm.wakeup")
 

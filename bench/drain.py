@@ -2,7 +2,7 @@
 
 In one run, on loopback (PostgreSQL 127.0.0.1:5432 trust auth, Redis 127.0.0.1:6379):
 
-- creates its own database `crm_bench_drain_<random>`, migrates it (`domain.migrate.upgrade`),
+- creates its own database `crm_bench_drain_<random>`, migrates it (`infra.migrate.upgrade`),
   and drops it at the end; the Celery queue is unique to the run;
 - the receiver is bench/receiver.py: aiohttp.web on uvloop, `--receivers` processes sharing one
   port (SO_REUSEPORT), answering 200 at once;
@@ -52,8 +52,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.receiver import Receivers, free_port  # noqa: E402
-from domain.migrate import upgrade  # noqa: E402
-from domain.outbox import DISPATCH_TASK  # noqa: E402
+from domain.outbox.rows import DISPATCH_TASK  # noqa: E402
+from infra.migrate import upgrade  # noqa: E402
 from worker.signing import secret_key, webhook_headers  # noqa: E402
 
 ADMIN_URL = os.environ.get("CRM_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -289,7 +289,7 @@ def signed_requests(db_url: str) -> list[tuple[bytes, dict[str, str]]]:
 
 
 def _secrets() -> tuple[Any, ...]:
-    from domain.config import parse_targets
+    from infra.settings import parse_targets
 
     env = {"CRM_TARGET_BZION_HUB_URL": "http://x", "CRM_TARGET_BZION_HUB_SECRET": SECRET}
     return parse_targets(env)[0].secrets

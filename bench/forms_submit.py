@@ -4,7 +4,7 @@ What it does, in one run, on loopback:
 
 1. creates its own database `crm_bench_<random>` and migrates it (`crm db upgrade`);
 2. builds the exact SQL statement and parameters the API sends for one form submission, with
-   the API's own code (`domain.services.forms.form_writes` + `domain.outbox.one_statement`);
+   the API's own code (`domain.intake.forms.form_writes` + `domain.outbox.rows.one_statement`);
 3. starts the API as production would (`crm api --workers N`, uvicorn), with CRM_RATE_LIMIT off
    by default (all the load comes from one loopback address: `--rate-limit` to price the
    limiter), and waits for `/health/live`;
@@ -123,16 +123,16 @@ def capture_statement(url: str, env: dict[str, str]) -> tuple[str, dict[str, Any
     """The statement (psycopg `%(name)s` style) and parameters the API sends for one form.
 
     Built by the API's own code for its hot path (`submit_form_alone`: the rows of
-    `form_writes`, bound by `domain.outbox.one_statement`), so the ceiling follows the SQL.
+    `form_writes`, bound by `domain.outbox.rows.one_statement`), so the ceiling follows the SQL.
     """
     import msgspec
 
-    from domain.commands import SubmitForm
-    from domain.config import Settings
-    from domain.db import Database
-    from domain.outbox import one_statement
-    from domain.services import Origin
-    from domain.services.forms import form_writes
+    from domain.intake.commands import SubmitForm
+    from domain.intake.forms import form_writes
+    from domain.intake.origin import Origin
+    from domain.outbox.rows import one_statement
+    from infra.db import Database
+    from infra.settings import Settings
 
     settings = Settings.from_env({**env, "DATABASE_URL": url})
     email = "capture@example.com"
@@ -565,7 +565,7 @@ def main(argv: list[str] | None = None) -> int:
             "load": f"{api.tool} -d{args.duration}s, POST {PATH} quote_request, distinct "
             f"emails; {args.warmup} s warm-up before each measured run",
             "ceiling": f"{ceiling.tool} -T{args.duration}: the API's own statement, built by "
-            "domain.services.forms (form_writes + outbox.one_statement): 3 inserts "
+            "domain.intake.forms (form_writes + outbox.one_statement): 3 inserts "
             "(form_submissions, leads, crm_notifications) in one statement, autocommit; "
             "ids by gen_random_uuid(), "
             "timestamps now(), JSON and strings bound as parameters",

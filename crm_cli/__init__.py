@@ -11,7 +11,7 @@ import time
 
 import click
 
-from domain.config import ConfigError, Settings
+from infra.settings import ConfigError, Settings
 
 
 def load_settings() -> Settings:
@@ -35,7 +35,7 @@ def db() -> None:
 @click.option("--revision", default="head", show_default=True)
 def db_upgrade(revision: str) -> None:
     """Apply migrations up to REVISION."""
-    from domain.migrate import upgrade
+    from infra.migrate import upgrade
 
     settings = load_settings()
     upgrade(settings.database_url, revision)
@@ -82,7 +82,7 @@ def run(host: str, port: int, hub_port: int) -> None:
     import secrets
     import threading
 
-    from domain.migrate import upgrade
+    from infra.migrate import upgrade
 
     settings = load_settings()
     upgrade(settings.database_url)

@@ -11,12 +11,12 @@ from typing import Any, TypeVar
 import click
 
 from crm_cli import load_settings
-from domain.db import Database, with_database
+from domain.accounts.users import create_admin
 from domain.enums import LeadStatus, LeadType
 from domain.errors import DomainError
-from domain.lead_import import EXPORT_COLUMNS, BadFile, export_leads, import_leads, read_csv
-from domain.lead_queries import LeadFilters, LeadSort
-from domain.users import create_admin
+from domain.leads.csv_io import EXPORT_COLUMNS, BadFile, export_leads, import_leads, read_csv
+from domain.leads.queries import LeadFilters, LeadSort
+from infra.db import Database, with_database
 
 T = TypeVar("T")
 CLI_ACTOR = "cli"

@@ -8,7 +8,7 @@ import uuid
 
 import click
 
-from domain.config import Settings
+from infra.settings import Settings
 
 
 def register(main: click.Group) -> None:
@@ -54,8 +54,8 @@ def _serve_worker_metrics(settings: Settings, port: int) -> None:
     """The prefork children record into a multiprocess directory that this process serves."""
     import dataclasses
 
-    from domain.logs import configure_logging
-    from domain.metrics import share_across_processes
+    from infra.logs import configure_logging
+    from infra.metrics import share_across_processes
 
     configure_logging(settings)  # Celery configures it again on start; same format
     metrics_dir = settings.metrics_dir or tempfile.mkdtemp(prefix="crm-worker-metrics-")
@@ -119,8 +119,8 @@ def notifications() -> None:
 def replay(ids: tuple[str, ...], failed: bool) -> None:
     """Send dead-lettered (FAILED) notifications again: by ID, or all with --failed."""
     from crm_cli import load_settings
-    from domain import delivery
-    from domain.db import Database, with_database
+    from domain.outbox import delivery
+    from infra.db import Database, with_database
 
     if bool(ids) == failed:
         raise click.UsageError("give notification IDs or --failed, not both")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from alembic import context
 
-from domain.config import Settings
-from domain.db import make_sync_engine
 from domain.models import Base
+from infra.db import make_sync_engine
+from infra.settings import Settings
 
 config = context.config
 target_metadata = Base.metadata

@@ -12,10 +12,10 @@ from litestar.testing import TestClient
 from sqlalchemy import Engine, text
 
 from api.app import create_app
-from domain.config import Settings
-from domain.db import make_sync_engine
-from domain.migrate import upgrade
 from domain.models import Base
+from infra.db import make_sync_engine
+from infra.migrate import upgrade
+from infra.settings import Settings
 
 PG_ADMIN_URL = os.environ.get("CRM_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("CRM_TEST_REDIS", "redis://127.0.0.1:6379")

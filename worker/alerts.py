@@ -6,8 +6,8 @@ import logging
 
 import httpx
 
-from domain.alerts import AlertEvent
-from domain.config import Settings
+from domain.outbox.alerts import AlertEvent
+from infra.settings import Settings
 
 log = logging.getLogger("crm.alerts")
 

@@ -8,9 +8,9 @@ from typing import Any
 from celery import Celery
 from celery.signals import setup_logging
 
-from domain.config import Settings
-from domain.logs import configure_logging
-from domain.outbox import DISPATCH_TASK
+from domain.outbox.rows import DISPATCH_TASK
+from infra.logs import configure_logging
+from infra.settings import Settings
 
 DISPATCH = DISPATCH_TASK
 STATS = "crm.stats_snapshot"
@@ -57,5 +57,5 @@ app = make_celery(settings)
 
 @setup_logging.connect
 def _structured_logs(loglevel: int | str | None = None, **_: Any) -> None:
-    """Celery's own lines, ours and the tasks' all go through structlog (domain/logs.py)."""
+    """Celery's own lines, ours and the tasks' all go through structlog (infra/logs.py)."""
     configure_logging(settings, level=loglevel)

@@ -22,9 +22,9 @@ import aiohttp
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from domain.alerts import record_dead_letters
-from domain.config import Settings, Target, async_url
-from domain.delivery import (
+from domain.models import utcnow
+from domain.outbox.alerts import record_dead_letters
+from domain.outbox.delivery import (
     AttemptResult,
     Claimed,
     Recorded,
@@ -33,7 +33,7 @@ from domain.delivery import (
     record_results,
     release,
 )
-from domain.models import utcnow
+from infra.settings import Settings, Target, async_url
 from worker.alerts import send_alert
 from worker.metrics import observe_recorded
 from worker.signing import secret_key, webhook_headers

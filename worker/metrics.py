@@ -13,10 +13,9 @@ from typing import Any
 from celery.signals import worker_process_shutdown
 from prometheus_client import Gauge, start_http_server
 
-from domain.config import Settings
-from domain.delivery import AttemptResult, Recorded, describe
-from domain.logs import get_logger
-from domain.metrics import (
+from domain.outbox.delivery import AttemptResult, Recorded, describe
+from infra.logs import get_logger
+from infra.metrics import (
     ATTEMPT_DURATION,
     DEAD_LETTERED,
     DELIVERED,
@@ -25,6 +24,7 @@ from domain.metrics import (
     mark_process_dead,
     process_registry,
 )
+from infra.settings import Settings
 
 log = get_logger("crm.delivery")
 

@@ -7,7 +7,7 @@ import hashlib
 import hmac
 from collections.abc import Iterable
 
-from domain.config import Secret
+from infra.settings import Secret
 
 
 def secret_key(secret: Secret) -> bytes:

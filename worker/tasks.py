@@ -11,9 +11,9 @@ from typing import Any
 from celery.signals import worker_process_init, worker_process_shutdown
 from sqlalchemy import delete, insert
 
-from domain.alerts import check_stale
 from domain.models import ATTEMPTS, IDEMPOTENCY_KEYS, NOTIFICATIONS, SNAPSHOTS, utcnow
-from domain.stats import crm_stats, snapshot_row
+from domain.outbox.alerts import check_stale
+from domain.reporting.stats import crm_stats, snapshot_row
 from worker.alerts import send_alert
 from worker.celery_app import DISPATCH, RETENTION, STALE, STATS, app, settings
 from worker.dispatcher import Dispatcher

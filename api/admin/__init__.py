@@ -26,7 +26,7 @@ from api.admin.auth import (
 from api.admin.crm_sync import CrmSyncController, MonitoringController, NotificationController
 from api.admin.dashboard import EXCEPTION_HANDLERS, DashboardAuthController, DashboardController
 from api.admin.leads import LeadController
-from domain.config import Settings
+from infra.settings import Settings
 
 API_DIR = Path(__file__).resolve().parent.parent
 __all__ = ["LOGIN_RATE_LIMIT_STORE", "SESSION_STORE", "AdminSide", "build"]

@@ -20,9 +20,9 @@ from litestar.middleware.session.server_side import ServerSideSessionConfig
 from litestar.params import JSONBody
 from litestar.security.session_auth import SessionAuth
 
-from domain.config import Settings
-from domain.db import Database
-from domain.users import SessionUser, authenticate, user_by_id
+from domain.accounts.users import SessionUser, authenticate, user_by_id
+from infra.db import Database
+from infra.settings import Settings
 
 SESSION_KEY = "crm_session"
 SESSION_HOURS = 8

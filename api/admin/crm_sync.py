@@ -11,7 +11,9 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 
 from api.admin.auth import admin_only
 from api.admin.transaction import run
-from domain.crm_sync import (
+from domain.enums import NotificationStatus
+from domain.reporting.monitoring import Monitoring, monitoring
+from domain.reporting.overview import (
     Attempt,
     CrmSync,
     CrmSyncCursors,
@@ -24,9 +26,7 @@ from domain.crm_sync import (
     notification_attempts,
     replay_notification,
 )
-from domain.enums import NotificationStatus
-from domain.keyset import MAX_PAGE_SIZE
-from domain.monitoring import Monitoring, monitoring
+from infra.keyset import MAX_PAGE_SIZE
 
 Limit = Annotated[int, QueryParameter(ge=1, le=MAX_PAGE_SIZE, description="page size")]
 Cursor = Annotated[str | None, QueryParameter(max_length=500)]

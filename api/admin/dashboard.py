@@ -24,15 +24,7 @@ from litestar.types import ExceptionHandlersMap
 
 from api.admin.auth import LOGIN_RATE_LIMIT, admin_only, csrf_cookie, sign_in
 from api.admin.transaction import run
-from domain.crm_sync import (
-    NotificationFilters,
-    list_forms,
-    list_notifications,
-    list_subscribers,
-    notification_attempts,
-    replay_notification,
-    stats_cards,
-)
+from domain.accounts.users import SessionUser
 from domain.enums import (
     FormType,
     LeadStatus,
@@ -41,11 +33,19 @@ from domain.enums import (
     SubscriberStatus,
 )
 from domain.errors import DomainError
-from domain.lead_import import BadFile, import_leads, read_csv
-from domain.lead_queries import LeadFilters, LeadSort, list_leads
-from domain.leads import UpdateLead, convert_lead, update_lead
-from domain.monitoring import conversion_funnel, daily_new_leads
-from domain.users import SessionUser
+from domain.leads.csv_io import BadFile, import_leads, read_csv
+from domain.leads.lifecycle import UpdateLead, convert_lead, update_lead
+from domain.leads.queries import LeadFilters, LeadSort, list_leads
+from domain.reporting.monitoring import conversion_funnel, daily_new_leads
+from domain.reporting.overview import (
+    NotificationFilters,
+    list_forms,
+    list_notifications,
+    list_subscribers,
+    notification_attempts,
+    replay_notification,
+    stats_cards,
+)
 
 TABS = ("leads", "forms", "subscribers", "notifications")
 PAGE_SIZE = 25

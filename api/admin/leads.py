@@ -13,10 +13,18 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from api.admin.auth import admin_only
 from api.admin.transaction import run
-from domain.audit import lead_history
+from domain.accounts.users import SessionUser
 from domain.enums import LeadStatus, LeadType
-from domain.keyset import MAX_PAGE_SIZE
-from domain.lead_queries import (
+from domain.leads.audit import lead_history
+from domain.leads.lifecycle import (
+    Conversion,
+    CreateLead,
+    UpdateLead,
+    convert_lead,
+    create_lead,
+    update_lead,
+)
+from domain.leads.queries import (
     LeadCounts,
     LeadFilters,
     LeadPage,
@@ -26,8 +34,7 @@ from domain.lead_queries import (
     lead_counts,
     list_leads,
 )
-from domain.leads import Conversion, CreateLead, UpdateLead, convert_lead, create_lead, update_lead
-from domain.users import SessionUser
+from infra.keyset import MAX_PAGE_SIZE
 
 AdminRequest = Request[SessionUser, Any, Any]
 Limit = Annotated[int, QueryParameter(ge=1, le=MAX_PAGE_SIZE, description="page size")]

@@ -8,7 +8,7 @@ from typing import TypeVar
 from litestar.datastructures import State
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.db import Database
+from infra.db import Database
 
 T = TypeVar("T")
 

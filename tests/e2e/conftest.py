@@ -12,7 +12,7 @@ import redis
 from litestar.testing import TestClient
 
 from api.app import create_app
-from domain.config import Settings
+from infra.settings import Settings
 from tests.conftest import REDIS_URL
 from tests.e2e.harness import Proc, Receiver, base_env
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import httpx
 
-from domain.config import Settings
+from infra.settings import Settings
 from tests.conftest import REDIS_URL
 from tests.e2e.harness import Proc, answers_200, free_port, wait_for
 from tests.integration.admin_support import ADMIN_EMAIL, ADMIN_PASSWORD, make_admin

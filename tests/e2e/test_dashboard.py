@@ -17,9 +17,9 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from domain.config import Settings
-from domain.db import Database, with_database
-from domain.users import create_admin
+from domain.accounts.users import create_admin
+from infra.db import Database, with_database
+from infra.settings import Settings
 from tests.conftest import count, rows
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, settings
 from litestar.serialization import encode_json
 
 from api.app import create_app
-from domain.config import Settings
+from infra.settings import Settings
 from tests.conftest import total_rows
 from tests.e2e.harness import Proc, answers_200, free_port, wait_for
 

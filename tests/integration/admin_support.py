@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 from litestar.testing import TestClient
 
-from domain.config import Settings
-from domain.db import Database, with_database
-from domain.users import create_admin
+from domain.accounts.users import create_admin
+from infra.db import Database, with_database
+from infra.settings import Settings
 
 ADMIN_EMAIL, ADMIN_PASSWORD = "boss@crm.example", "admin-pass-123"
 

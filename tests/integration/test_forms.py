@@ -93,8 +93,8 @@ def test_each_form_type_scores_its_lead(client, engine, form_type, lead_type, sc
 
 
 def test_routing_writes_one_outbox_row_per_target(make_client, engine):
-    from domain.config import Target
     from domain.enums import NotificationType
+    from infra.settings import Target
 
     targets = (
         Target("BZION_HUB", api_key=None, url="http://hub", secrets=()),

@@ -1,4 +1,4 @@
-"""Group commit of form submissions (domain/group_commit.py) against real PostgreSQL."""
+"""Group commit of form submissions (infra/group_commit.py) against real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import msgspec
 import pytest
 from psycopg import DataError
 
-from domain.commands import SubmitForm
-from domain.db import Database, with_database
+from domain.intake.commands import SubmitForm
+from domain.intake.forms import FormSubmitted, form_writes, submit_form_alone
+from domain.intake.origin import Origin
 from domain.models import LEADS
-from domain.services import Origin
-from domain.services.forms import FormSubmitted, form_writes, submit_form_alone
+from infra.db import Database, with_database
 from tests.conftest import count, rows
 
 ORIGIN = Origin(ip_address="127.0.0.1", user_agent="pytest", request_id="group-commit")

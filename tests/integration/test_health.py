@@ -2,7 +2,7 @@
 
 from sqlalchemy import text
 
-from domain.migrate import head_revision
+from infra.migrate import head_revision
 from tests.e2e.harness import free_port
 
 

@@ -12,9 +12,9 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
-from domain.config import Secret, Settings, Target
-from domain.metrics import exposition, unread_by_target
 from domain.rules import RetryPolicy
+from infra.metrics import exposition, unread_by_target
+from infra.settings import Secret, Settings, Target
 from tests.conftest import rows
 from tests.e2e.harness import ROOT, SECRET, Receiver
 from worker.dispatcher import Dispatcher
@@ -246,7 +246,7 @@ def test_worker_counts_delivered_retried_and_dead_lettered_per_target(client, en
 
 
 def test_metrics_of_several_processes_are_aggregated_from_the_multiprocess_dir(tmp_path: Path):
-    record = "from domain.metrics import DELIVERED; DELIVERED.labels('MP_TARGET').inc({n})"
+    record = "from infra.metrics import DELIVERED; DELIVERED.labels('MP_TARGET').inc({n})"
     for n in (2, 3):  # two processes, each with its own file in the directory
         subprocess.run(
             [sys.executable, "-c", record.format(n=n)],

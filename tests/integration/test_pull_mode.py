@@ -1,6 +1,6 @@
 """Pull mode: a target system polls its unread notifications and acknowledges them."""
 
-from domain.config import Secret, Target
+from infra.settings import Secret, Target
 from tests.conftest import rows
 
 KEY = "pull-key-123"

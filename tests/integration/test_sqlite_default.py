@@ -7,7 +7,7 @@ import sys
 from litestar.testing import TestClient
 
 from api.app import create_app
-from domain.config import Settings
+from infra.settings import Settings
 
 
 def test_embedded_sqlite_default_migrates_and_accepts_every_write(tmp_path):

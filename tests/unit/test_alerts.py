@@ -5,8 +5,8 @@ import logging
 import httpx
 import respx
 
-from domain.alerts import DEAD_LETTER, STALE, AlertEvent
-from domain.config import Settings
+from domain.outbox.alerts import DEAD_LETTER, STALE, AlertEvent
+from infra.settings import Settings
 
 HOOK = "https://hooks.slack.example/services/T000/B000/SECRET-TOKEN"
 

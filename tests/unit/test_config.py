@@ -2,9 +2,9 @@
 
 import pytest
 
-from domain.config import ConfigError, Settings, async_url, sync_url
 from domain.enums import NotificationType
 from domain.rules import Route
+from infra.settings import ConfigError, Settings, async_url, sync_url
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 

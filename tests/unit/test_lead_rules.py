@@ -6,8 +6,8 @@ import pytest
 
 from domain.enums import LeadStatus as S
 from domain.errors import IllegalTransition
-from domain.keyset import BadCursor, decode_cursor, encode_cursor
 from domain.rules import FUNNEL_STAGES, allowed_moves, check_transition
+from infra.keyset import BadCursor, decode_cursor, encode_cursor
 
 ALLOWED = {
     (S.NEW, S.CONTACTED),

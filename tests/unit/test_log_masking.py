@@ -9,8 +9,8 @@ import logging
 import pytest
 import structlog
 
-from domain.config import ConfigError, Settings
-from domain.logs import Masker, configure_logging, mask_email, mask_phone
+from infra.logs import Masker, configure_logging, mask_email, mask_phone
+from infra.settings import ConfigError, Settings
 
 WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 ALERT_URL = "https://hooks.slack.com/services/T000/B000/XXXXSECRETTOKEN"

@@ -15,9 +15,6 @@ import msgspec
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.audit import audit_rows
-from domain.commands import Command, Email, Metadata, Name, Phone
-from domain.db import insert_for
 from domain.enums import (
     CustomerSource,
     CustomerStatus,
@@ -27,9 +24,11 @@ from domain.enums import (
     NotificationType,
 )
 from domain.errors import IllegalTransition, NotFound
-from domain.lead_queries import LeadView, lead_view
+from domain.intake.commands import Command, Email, Metadata, Name, Phone
+from domain.leads.audit import audit_rows
+from domain.leads.queries import LeadView, lead_view
 from domain.models import CUSTOMERS, LEAD_AUDIT, LEADS, NOTIFICATIONS, utcnow
-from domain.outbox import insert_all, notification_rows
+from domain.outbox.rows import insert_all, notification_rows
 from domain.rules import (
     LEAD_SCORE_MAX,
     LEAD_SCORE_MIN,
@@ -39,6 +38,7 @@ from domain.rules import (
     check_transition,
     split_name,
 )
+from infra.db import insert_for
 
 Score = Annotated[int, msgspec.Meta(ge=LEAD_SCORE_MIN, le=LEAD_SCORE_MAX)]
 Assignee = Annotated[str, msgspec.Meta(max_length=254)]

@@ -9,12 +9,12 @@ import msgspec
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.db import insert_for
 from domain.enums import LeadStatus, LeadType, NotificationType, SubscriberStatus
+from domain.intake.origin import Origin
 from domain.models import LEADS, NOTIFICATIONS, SUBSCRIBERS, utcnow
-from domain.outbox import insert_all, notification_rows
+from domain.outbox.rows import insert_all, notification_rows
 from domain.rules import NEWSLETTER_LEAD_SCORE, Route
-from domain.services import Origin
+from infra.db import insert_for
 
 NEWSLETTER_SOURCE = "newsletter_signup"
 

@@ -3,7 +3,7 @@
 This is the hottest write path: on PostgreSQL, without an Idempotency-Key, it is one prepared
 statement in autocommit through the driver's pool (`submit_form_alone`), shared with the
 submissions that arrive while earlier ones are being written (group commit,
-domain/group_commit.py).
+infra/group_commit.py).
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from typing import Any
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.commands import SubmitForm
-from domain.db import Database
 from domain.enums import FormSubmissionStatus, LeadStatus, NotificationType
+from domain.intake.commands import SubmitForm
+from domain.intake.origin import Origin
 from domain.models import FORM_SUBMISSIONS, LEADS, NOTIFICATIONS, utcnow
-from domain.outbox import Writes, insert_all, notification_rows
+from domain.outbox.rows import Writes, insert_all, notification_rows
 from domain.rules import Route, attribution, rule_for_form
-from domain.services import Origin
+from infra.db import Database
 
 WEB_FORM_SOURCE = "web_form"
 

@@ -28,7 +28,7 @@ Phone = Annotated[str, msgspec.Meta(max_length=50, pattern=r"^[0-9+()\-.\s/x]*$"
 Message = Annotated[str, msgspec.Meta(max_length=10_000)]
 Password = Annotated[str, msgspec.Meta(min_length=8, max_length=200)]
 Metadata = Annotated[dict[str, Any], msgspec.Meta(max_length=50)]
-# A field people never see (the form hides it) and bots fill in; see domain/spam.py.
+# A field people never see (the form hides it) and bots fill in; see domain/intake/spam.py.
 Honeypot = (
     Annotated[
         str,

@@ -1,6 +1,6 @@
 """Group commit for the hottest write path: concurrent submissions share one statement.
 
-Each public form submission is three inserts that commit together (`domain.outbox.one_statement`).
+Each public form submission is three inserts that commit together (`domain.outbox.rows.one_statement`).
 Under load, dozens of them arrive within the same turn of the event loop; sending each as its own
 statement costs each one a round trip, a driver call (most of the API's CPU per request) and a
 transaction (a WAL flush in PostgreSQL). `GroupCommit` gathers the submissions that arrive while
@@ -22,8 +22,8 @@ from typing import Any
 
 from sqlalchemy import Dialect, Table
 
-from domain.metrics import WRITE_GROUP_SIZE
-from domain.outbox import OneStatement, Writes, one_statement
+from domain.outbox.rows import OneStatement, Writes, one_statement
+from infra.metrics import WRITE_GROUP_SIZE
 
 log = logging.getLogger("crm.group_commit")
 

@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 from structlog.typing import EventDict, Processor
 
-from domain.config import Settings
+from infra.settings import Settings
 
 _EMAIL = re.compile(
     r"(?<![\w.%+-])([A-Za-z0-9])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)"

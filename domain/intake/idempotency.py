@@ -12,10 +12,10 @@ from sqlalchemy import and_, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.db import Database
 from domain.errors import IdempotencyKeyReused
 from domain.models import IDEMPOTENCY_KEYS as KEYS
 from domain.models import utcnow
+from infra.db import Database
 
 UseCase = Callable[[AsyncConnection], Awaitable[msgspec.Struct]]
 

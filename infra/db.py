@@ -18,9 +18,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from domain.config import Settings, async_url, sync_url
-from domain.group_commit import GroupCommit
-from domain.outbox import Writes
+from domain.outbox.rows import Writes
+from infra.group_commit import GroupCommit
+from infra.settings import Settings, async_url, sync_url
 
 T = TypeVar("T")
 
@@ -110,7 +110,7 @@ class Database:
 
         Autocommit (no BEGIN/COMMIT round trips), one round trip, as a server-side prepared
         statement on each pooled connection (the SQL of a use case is stable, see
-        `domain.outbox.one_statement`). `sql` has PostgreSQL's own placeholders (`$1`, `$2`)
+        `domain.outbox.rows.one_statement`). `sql` has PostgreSQL's own placeholders (`$1`, `$2`)
         and goes through a raw cursor, which sends it without converting it on each call.
         """
         pool = self._writes or await self._open_writes()
@@ -119,7 +119,7 @@ class Database:
 
     async def write_grouped(self, writes: Writes) -> None:
         """PostgreSQL: commit `writes` (one use case) in a statement shared with the use cases
-        that arrive meanwhile (domain/group_commit.py); returns once they are committed."""
+        that arrive meanwhile (infra/group_commit.py); returns once they are committed."""
         if self._group is None:
             self._group = GroupCommit(self.dialect, self.execute_one)
         await self._group.write(writes)

@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.enums import LeadStatus
 from domain.models import LEADS, NOTIFICATIONS, utcnow
+from domain.reporting.stats import conversion_rate
 from domain.rules import FUNNEL_STAGES
-from domain.stats import conversion_rate
 
 STALE_AFTER = timedelta(hours=1)
 

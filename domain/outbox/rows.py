@@ -14,8 +14,8 @@ from sqlalchemy import Dialect, Table, bindparam, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.enums import NotificationStatus, NotificationType
-from domain.metrics import note_notifications
 from domain.rules import Route, priority_for, targets_for
+from infra.metrics import note_notifications
 
 Rows = list[dict[str, Any]]
 
@@ -60,7 +60,7 @@ class OneStatement:
     `sql` and `params` in the driver's paramstyle (`%(name)s`); `raw_sql` and `values` the same
     statement with PostgreSQL's own placeholders (`$1, $2, ...`), for a raw cursor that sends it
     as it is: psycopg converts a `%(name)s` query on every call unless it is short, and a grouped
-    statement (domain/group_commit.py) is not.
+    statement (infra/group_commit.py) is not.
     """
 
     sql: str

@@ -12,12 +12,12 @@ import msgspec
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.commands import normalize_email
 from domain.enums import LeadStatus, LeadType
 from domain.errors import NotFound
-from domain.keyset import after, decode_cursor, encode_cursor, parse_datetime
+from domain.intake.commands import normalize_email
 from domain.models import LEADS
 from domain.rules import allowed_moves
+from infra.keyset import after, decode_cursor, encode_cursor, parse_datetime
 
 
 class LeadView(msgspec.Struct, rename="camel"):

@@ -9,11 +9,11 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.commands import normalize_email
+from domain.accounts.passwords import hash_password, verify_password
 from domain.enums import UserRole
 from domain.errors import DomainError, DuplicateEmail
+from domain.intake.commands import normalize_email
 from domain.models import USERS, utcnow
-from domain.passwords import hash_password, verify_password
 from domain.rules import split_name
 
 MIN_PASSWORD_LENGTH = 8

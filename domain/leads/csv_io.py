@@ -17,15 +17,15 @@ from typing import IO, Annotated, Any
 import msgspec
 from sqlalchemy import select, text, tuple_
 
-from domain.audit import audit_rows
-from domain.commands import Command, Email, Name, Phone
-from domain.db import Database
 from domain.enums import LeadStatus, LeadType, NotificationType
-from domain.lead_queries import LeadFilters, LeadSort, LeadView, list_leads
-from domain.leads import Assignee, Score
+from domain.intake.commands import Command, Email, Name, Phone
+from domain.leads.audit import audit_rows
+from domain.leads.lifecycle import Assignee, Score
+from domain.leads.queries import LeadFilters, LeadSort, LeadView, list_leads
 from domain.models import LEAD_AUDIT, LEADS, NOTIFICATIONS, utcnow
-from domain.outbox import insert_all, notification_rows
+from domain.outbox.rows import insert_all, notification_rows
 from domain.rules import MANUAL_LEAD_SCORE, MANUAL_LEAD_SOURCE, Route
+from infra.db import Database
 
 BATCH_SIZE = 500
 IMPORT_LOCK = 5_151_001  # serializes concurrent imports on PostgreSQL (advisory lock key)

@@ -11,14 +11,14 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.commands import Register
+from domain.accounts.passwords import hash_password
 from domain.enums import CustomerSource, CustomerStatus, CustomerType, NotificationType, UserRole
 from domain.errors import DuplicateEmail
+from domain.intake.commands import Register
+from domain.intake.origin import Origin
 from domain.models import CUSTOMERS, NOTIFICATIONS, USERS, utcnow
-from domain.outbox import insert_all, notification_rows
-from domain.passwords import hash_password
+from domain.outbox.rows import insert_all, notification_rows
 from domain.rules import Route, split_name
-from domain.services import Origin
 
 log = logging.getLogger(__name__)
 

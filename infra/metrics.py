@@ -74,7 +74,7 @@ ATTEMPT_DURATION = Histogram(
 
 WRITE_GROUP_SIZE = Histogram(
     "crm_write_group_size",
-    "Submissions per grouped write statement (group commit, domain/group_commit.py)",
+    "Submissions per grouped write statement (group commit, infra/group_commit.py)",
     buckets=(1, 2, 4, 8, 16, 32),
 )
 

@@ -12,13 +12,13 @@ import msgspec
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain import delivery
 from domain.enums import FormType, NotificationStatus, SubscriberStatus
 from domain.errors import IllegalTransition, NotFound
-from domain.keyset import after, decode_cursor, encode_cursor, parse_datetime
-from domain.lead_queries import LeadFilters, LeadPage, LeadSort, list_leads
+from domain.leads.queries import LeadFilters, LeadPage, LeadSort, list_leads
 from domain.models import FORM_SUBMISSIONS, NOTIFICATIONS, SUBSCRIBERS
-from domain.stats import crm_stats
+from domain.outbox import delivery
+from domain.reporting.stats import crm_stats
+from infra.keyset import after, decode_cursor, encode_cursor, parse_datetime
 
 
 class FormView(msgspec.Struct, rename="camel"):

@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from domain.commands import SubmitForm, SubmitRfq, Subscribe
 from domain.enums import SubscriberStatus
+from domain.intake.commands import SubmitForm, SubmitRfq, Subscribe
+from domain.intake.forms import FormSubmitted
+from domain.intake.newsletter import Subscription
+from domain.intake.rfq import QuoteSubmitted, quote_reference
 from domain.rules import rule_for_form
-from domain.services.forms import FormSubmitted
-from domain.services.newsletter import Subscription
-from domain.services.rfq import QuoteSubmitted, quote_reference
 
 
 def is_bot(cmd: Any) -> bool:

@@ -10,8 +10,6 @@ import msgspec
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.commands import SubmitRfq
-from domain.db import insert_for
 from domain.enums import (
     CustomerSource,
     CustomerStatus,
@@ -20,6 +18,8 @@ from domain.enums import (
     QuoteEventType,
     QuoteStatus,
 )
+from domain.intake.commands import SubmitRfq
+from domain.intake.origin import Origin
 from domain.models import (
     CUSTOMERS,
     NOTIFICATIONS,
@@ -29,9 +29,9 @@ from domain.models import (
     USERS,
     utcnow,
 )
-from domain.outbox import insert_all, notification_rows
+from domain.outbox.rows import insert_all, notification_rows
 from domain.rules import Route, split_name
-from domain.services import Origin
+from infra.db import insert_for
 
 
 class QuoteSubmitted(msgspec.Struct, rename="camel"):

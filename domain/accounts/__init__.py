@@ -1,0 +1,1 @@
+"""Accounts: staff and customer users, passwords."""

@@ -1,0 +1,1 @@
+"""Intake: public forms, newsletter, registration and RFQ use cases, spam and idempotency."""

@@ -1,0 +1,1 @@
+"""Leads: lifecycle, queries, CSV import/export and the audit trail."""

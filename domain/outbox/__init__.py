@@ -1,0 +1,1 @@
+"""The outbox: notification rows, claim/record/release/replay, pull mode, alerts, retention."""

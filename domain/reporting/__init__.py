@@ -1,0 +1,1 @@
+"""Reporting: CRM stats, monitoring metrics and the admin overview."""

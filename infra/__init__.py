@@ -1,0 +1,1 @@
+"""Platform code, no business: settings, database, group commit, logs, metrics, migrations, pagination."""
