@@ -9,6 +9,7 @@ from celery import Celery
 from celery.signals import setup_logging
 
 from domain.outbox.rows import DISPATCH_TASK
+from infra.broker import register_transports
 from infra.logs import configure_logging
 from infra.settings import Settings
 
@@ -19,6 +20,7 @@ RETENTION = "crm.retention"
 
 
 def make_celery(settings: Settings) -> Celery:
+    register_transports()
     app = Celery("crm", broker=settings.broker_url, include=["worker.tasks"])
     sweep = settings.sweep_seconds
     app.conf.update(
