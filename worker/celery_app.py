@@ -59,5 +59,7 @@ app = make_celery(settings)
 
 @setup_logging.connect
 def _structured_logs(loglevel: int | str | None = None, **_: Any) -> None:
-    """Celery's own lines, ours and the tasks' all go through structlog (infra/logs.py)."""
-    configure_logging(settings, level=loglevel)
+    """Celery's own lines, ours and the tasks' all go through structlog (infra/logs.py).
+
+    The periodic tasks' routine lines (received, succeeded, sent by beat) are DEBUG lines."""
+    configure_logging(settings, level=loglevel, quiet_tasks=(DISPATCH, STATS, STALE, RETENTION))
