@@ -58,7 +58,7 @@ class _FormTypeOnly(msgspec.Struct):
 
 
 def current_request_id() -> str | None:
-    """The id of the request being served (set by RequestContextMiddleware)."""
+    """The id of the request being served (set by the `edge` ASGI layer below)."""
     return _request_id.get()
 
 

@@ -13,6 +13,7 @@ import time
 from celery import Celery
 
 from domain.outbox.rows import DISPATCH_TASK
+from infra.broker import register_transports
 from infra.settings import Settings
 
 log = logging.getLogger("crm.wakeup")
@@ -21,6 +22,7 @@ log = logging.getLogger("crm.wakeup")
 class Waker:
     def __init__(self, settings: Settings) -> None:
         self._queue = settings.celery_queue
+        register_transports()
         self._celery = Celery("crm-api", broker=settings.broker_url)
         self._celery.conf.update(
             broker_transport_options=settings.broker_transport_options,

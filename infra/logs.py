@@ -123,6 +123,36 @@ def _drop_color_message(_logger: Any, _method: str, event: EventDict) -> EventDi
     return event
 
 
+class RoutineTaskLines(logging.Filter):
+    """Celery's per-task lines ("received", "succeeded") and beat's "Sending due task" lines
+    for routine periodic tasks are DEBUG lines: a sweep a second would scroll a terminal away.
+
+    The tasks log a line of their own when they did something (a delivery summary, an alert);
+    failures keep their level.
+    """
+
+    _PER_TASK = ("celery.app.trace", "celery.worker.strategy")
+
+    def __init__(self, tasks: Iterable[str]) -> None:
+        super().__init__()
+        self.tasks = frozenset(tasks)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO or not self._routine(record):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger().isEnabledFor(logging.DEBUG)
+
+    def _routine(self, record: logging.LogRecord) -> bool:
+        if record.name in self._PER_TASK:
+            data = getattr(record, "data", None)  # Celery passes the task's context as `data`
+            return isinstance(data, Mapping) and data.get("name") in self.tasks
+        if record.name == "celery.beat" and str(record.msg).startswith("Scheduler: Sending due"):
+            args = record.args if isinstance(record.args, tuple) else ()
+            return bool(args) and args[-1] in self.tasks  # (entry name, task name)
+        return False
+
+
 SHARED: list[Processor] = [
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,
@@ -134,10 +164,14 @@ SHARED: list[Processor] = [
 
 
 def configure_logging(
-    settings: Settings, stream: Any = None, level: int | str | None = None
+    settings: Settings,
+    stream: Any = None,
+    level: int | str | None = None,
+    quiet_tasks: Iterable[str] = (),
 ) -> logging.Handler:
     """Route structlog and the standard library through one handler on the root logger.
 
+    Celery's routine lines for `quiet_tasks` are lowered to DEBUG (RoutineTaskLines).
     Safe to call again (tests, several apps in one process): the previous handler is replaced.
     """
     masker = Masker(settings.secret_values)
@@ -160,6 +194,8 @@ def configure_logging(
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(formatter)
     handler.set_name("crm-structlog")
+    if quiet_tasks:
+        handler.addFilter(RoutineTaskLines(quiet_tasks))
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == "crm-structlog"]:
         root.removeHandler(old)
@@ -197,6 +233,7 @@ def clear_context() -> None:
 
 __all__ = [
     "Masker",
+    "RoutineTaskLines",
     "bind_request_id",
     "clear_context",
     "configure_logging",

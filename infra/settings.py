@@ -260,10 +260,11 @@ class Settings:
 
     @property
     def broker_transport_options(self) -> dict[str, float]:
-        """Short socket timeouts on Redis. kombu's SQLAlchemy transport (the server-less
-        embedded broker) hands its options to create_engine, so it gets none."""
+        """Short socket timeouts on Redis. The server-less embedded broker (kombu's SQLAlchemy
+        transport) is polled every 50 ms instead of every second (infra/broker.py): a wake-up
+        waits 25 ms on average, and an idle worker runs 20 cheap SQLite polls a second."""
         if self.broker_url.startswith("sqla+"):
-            return {}
+            return {"polling_interval": 0.05}
         return {"socket_connect_timeout": 1, "socket_timeout": 5}
 
     @property

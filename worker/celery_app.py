@@ -9,6 +9,7 @@ from celery import Celery
 from celery.signals import setup_logging
 
 from domain.outbox.rows import DISPATCH_TASK
+from infra.broker import register_transports
 from infra.logs import configure_logging
 from infra.settings import Settings
 
@@ -19,6 +20,7 @@ RETENTION = "crm.retention"
 
 
 def make_celery(settings: Settings) -> Celery:
+    register_transports()
     app = Celery("crm", broker=settings.broker_url, include=["worker.tasks"])
     sweep = settings.sweep_seconds
     app.conf.update(
@@ -57,5 +59,7 @@ app = make_celery(settings)
 
 @setup_logging.connect
 def _structured_logs(loglevel: int | str | None = None, **_: Any) -> None:
-    """Celery's own lines, ours and the tasks' all go through structlog (infra/logs.py)."""
-    configure_logging(settings, level=loglevel)
+    """Celery's own lines, ours and the tasks' all go through structlog (infra/logs.py).
+
+    The periodic tasks' routine lines (received, succeeded, sent by beat) are DEBUG lines."""
+    configure_logging(settings, level=loglevel, quiet_tasks=(DISPATCH, STATS, STALE, RETENTION))

@@ -7,6 +7,9 @@ on CRM_WORKER_METRICS_PORT, so one scrape sees every child of the worker.
 from __future__ import annotations
 
 import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC
 from typing import Any
 
@@ -27,6 +30,9 @@ from infra.metrics import (
 from infra.settings import Settings
 
 log = get_logger("crm.delivery")
+summary_log = get_logger("crm.dispatch")
+# Outcomes of the dispatch run in progress in this process, by (target, outcome).
+_outcomes: Counter[tuple[str, str]] = Counter()
 
 LAST_DISPATCH = Gauge(
     "crm_worker_last_dispatch_timestamp_seconds",
@@ -41,6 +47,7 @@ def observe_recorded(recorded: Recorded, acknowledged_at: float | None = None) -
     for r in recorded.delivered:
         target = r.notification.target_system
         DELIVERED.labels(target).inc()
+        _outcomes[target, "delivered"] += 1
         ATTEMPT_DURATION.labels(target, "delivered").observe(r.duration_ms / 1000)
         created = r.notification.created_at
         created = created if created.tzinfo else created.replace(tzinfo=UTC)
@@ -50,11 +57,13 @@ def observe_recorded(recorded: Recorded, acknowledged_at: float | None = None) -
     for r in recorded.retried:
         target = r.notification.target_system
         RETRIED.labels(target).inc()
+        _outcomes[target, "retried"] += 1
         ATTEMPT_DURATION.labels(target, "retried").observe(r.duration_ms / 1000)
         _log(r, "delivery failed, will retry", reason=describe(r))
     for r in recorded.failed:
         target = r.notification.target_system
         DEAD_LETTERED.labels(target).inc()
+        _outcomes[target, "dead_lettered"] += 1
         ATTEMPT_DURATION.labels(target, "dead_lettered").observe(r.duration_ms / 1000)
         _log(r, "delivery failed, dead-lettered", reason=describe(r), warning=True)
 
@@ -74,9 +83,26 @@ def _log(r: AttemptResult, event: str, warning: bool = False, **extra: Any) -> N
     )
 
 
-def observe_dispatch() -> None:
-    """Worker health: when this process last completed a dispatch run."""
+@contextmanager
+def summarized_dispatch() -> Iterator[None]:
+    """One INFO line per dispatch run that recorded an outcome; a quiet sweep logs nothing.
+
+    Also the worker's health: when this process last completed a dispatch run.
+    """
+    _outcomes.clear()
+    yield
     LAST_DISPATCH.set_to_current_time()
+    if not _outcomes:
+        return
+    by_target: dict[str, dict[str, int]] = {}
+    for (target, outcome), count in sorted(_outcomes.items()):
+        by_target.setdefault(target, {"delivered": 0, "retried": 0, "dead_lettered": 0})
+        by_target[target][outcome] = count
+    delivered = sum(t["delivered"] for t in by_target.values())
+    summary_log.info(
+        f"dispatch: delivered {delivered}, failed {sum(_outcomes.values()) - delivered}",
+        by_target=by_target,
+    )
 
 
 def serve_metrics(settings: Settings) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import msgspec
 from sqlalchemy import and_, delete, insert, select
@@ -29,6 +29,12 @@ class Outcome:
 
 def fingerprint(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
+
+
+async def delete_expired_keys(conn: AsyncConnection, ttl: timedelta, now: datetime) -> int:
+    """Keys past their TTL can no longer replay anything (retention, worker/tasks.py)."""
+    result = await conn.execute(delete(KEYS).where(KEYS.c.created_at < now - ttl))
+    return result.rowcount
 
 
 async def _stored(db: Database, scope: str, key: str, fp: str, ttl: timedelta) -> Outcome | None:
