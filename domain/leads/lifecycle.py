@@ -15,10 +15,10 @@ import msgspec
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from domain.customers import Adopt, NewCustomer, ensure_customer
 from domain.enums import (
     CustomerSource,
     CustomerStatus,
-    CustomerType,
     LeadStatus,
     LeadType,
     NotificationType,
@@ -27,7 +27,7 @@ from domain.errors import IllegalTransition, NotFound
 from domain.intake.commands import Command, Email, Metadata, Name, Phone
 from domain.leads.audit import audit_rows
 from domain.leads.queries import LeadView, lead_view
-from domain.models import CUSTOMERS, LEAD_AUDIT, LEADS, NOTIFICATIONS, utcnow
+from domain.models import LEAD_AUDIT, LEADS, NOTIFICATIONS, utcnow
 from domain.outbox.rows import insert_all, notification_rows
 from domain.rules import (
     LEAD_SCORE_MAX,
@@ -36,9 +36,7 @@ from domain.rules import (
     MANUAL_LEAD_SOURCE,
     Route,
     check_transition,
-    split_name,
 )
-from infra.db import insert_for
 
 Score = Annotated[int, msgspec.Meta(ge=LEAD_SCORE_MIN, le=LEAD_SCORE_MAX)]
 Assignee = Annotated[str, msgspec.Meta(max_length=254)]
@@ -191,49 +189,22 @@ async def convert_lead(
         raise IllegalTransition("this lead is already CONVERTED")
     check_transition(status, LeadStatus.CONVERTED)
     now = utcnow()
-    first, last = split_name(lead.name)
     conversion_meta = {"convertedFromLeadId": str(lead_id), "convertedDate": now.isoformat()}
-    created_id = (
-        await conn.execute(
-            insert_for(conn)(CUSTOMERS)
-            .values(
-                id=uuid.uuid4(),
-                email=lead.email,
-                first_name=first,
-                last_name=last,
-                company_name=lead.company_name,
-                phone=lead.phone,
-                source=CustomerSource.LEAD_CONVERSION.value,
-                customer_type=CustomerType.RETAILER,
-                status=CustomerStatus.ACTIVE,
-                metadata=conversion_meta,
-                created_at=now,
-                updated_at=now,
-            )
-            .on_conflict_do_nothing(index_elements=["email"])
-            .returning(CUSTOMERS.c.id)
-        )
-    ).scalar_one_or_none()
-    if created_id is not None:
-        customer_id, created = created_id, True
-    else:
-        existing = (
-            await conn.execute(
-                select(CUSTOMERS.c.id, CUSTOMERS.c.metadata)
-                .where(CUSTOMERS.c.email == lead.email)
-                .with_for_update()
-            )
-        ).one()
-        customer_id, created = existing.id, False
-        await conn.execute(
-            update(CUSTOMERS)
-            .where(CUSTOMERS.c.id == customer_id)
-            .values(
-                metadata={**(existing.metadata or {}), **conversion_meta},
-                status=CustomerStatus.ACTIVE,
-                updated_at=now,
-            )
-        )
+    customer = await ensure_customer(
+        conn,
+        NewCustomer(
+            email=lead.email,
+            name=lead.name,
+            company_name=lead.company_name,
+            phone=lead.phone,
+            source=CustomerSource.LEAD_CONVERSION,
+            status=CustomerStatus.ACTIVE,
+            metadata=conversion_meta,
+        ),
+        Adopt(status=CustomerStatus.ACTIVE, metadata=conversion_meta),
+        now,
+    )
+    customer_id, created = customer.id, customer.created
     await conn.execute(
         update(LEADS)
         .where(LEADS.c.id == lead_id)
