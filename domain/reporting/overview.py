@@ -17,6 +17,7 @@ from domain.errors import IllegalTransition, NotFound
 from domain.leads.queries import LeadFilters, LeadPage, LeadSort, list_leads
 from domain.models import FORM_SUBMISSIONS, NOTIFICATIONS, SUBSCRIBERS
 from domain.outbox import delivery
+from domain.outbox.queries import read_is
 from domain.reporting.stats import crm_stats
 from infra.keyset import Keyset, paginate, parse_datetime
 
@@ -160,7 +161,7 @@ async def list_notifications(
     if filters.target_system:
         stmt = stmt.where(n.target_system == filters.target_system)
     if filters.read is not None:
-        stmt = stmt.where(n.read.is_(filters.read))
+        stmt = stmt.where(read_is(filters.read))
     rows, nxt = await paginate(conn, stmt, NOTIFICATIONS_KEYSET, limit, cursor)
     return Page([_notification_view(r) for r in rows], nxt, limit)
 
