@@ -7,7 +7,8 @@ its outbox rows together.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 from types import SimpleNamespace
 from typing import Annotated, Any
 
@@ -28,7 +29,7 @@ from domain.intake.commands import Command, Email, Metadata, Name, Phone
 from domain.leads.audit import audit_rows
 from domain.leads.queries import LeadView, lead_view
 from domain.models import LEAD_AUDIT, LEADS, NOTIFICATIONS, utcnow
-from domain.outbox.rows import insert_all, notification_rows
+from domain.outbox.rows import Rows, insert_all, notification_rows
 from domain.rules import (
     LEAD_SCORE_MAX,
     LEAD_SCORE_MIN,
@@ -78,7 +79,7 @@ async def _locked_lead(conn: AsyncConnection, lead_id: uuid.UUID) -> Any:
     return row
 
 
-def _lead_data(lead: Any, **extra: object) -> dict[str, Any]:
+def _lead_data(lead: Mapping[str, Any], **extra: object) -> dict[str, Any]:
     """The notification payload describing a lead."""
     return {
         "leadId": str(lead["id"]),
@@ -93,6 +94,18 @@ def _lead_data(lead: Any, **extra: object) -> dict[str, Any]:
         "assignedTo": lead["assigned_to"],
         **extra,
     }
+
+
+def new_lead_notifications(
+    lead: Mapping[str, Any], actor: str, now: datetime, routes: Iterable[Route]
+) -> Rows:
+    """The NEW_LEAD outbox rows of a lead just written, by hand or by CSV import alike.
+
+    One payload shape: leadId, email, name, companyName, phone, type, source, status,
+    leadScore, assignedTo, createdBy (the staff member or CLI actor), createdAt.
+    """
+    data = _lead_data(lead, createdBy=actor, createdAt=now.isoformat())
+    return notification_rows(NotificationType.NEW_LEAD, data, routes, now, score=lead["lead_score"])
 
 
 async def create_lead(
@@ -117,13 +130,7 @@ async def create_lead(
         "updated_at": now,
         "converted_at": None,
     }
-    notes = notification_rows(
-        NotificationType.NEW_LEAD,
-        _lead_data(lead, createdBy=actor, createdAt=now.isoformat()),
-        routes,
-        now,
-        score=cmd.lead_score,
-    )
+    notes = new_lead_notifications(lead, actor, now, routes)
     audit = audit_rows(
         lead_id,
         actor,
