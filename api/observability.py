@@ -24,6 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram
 
 from api.protection import security_headers
 from domain.enums import FormType
+from domain.outbox.queries import unread_by_target
 from infra.db import Database
 from infra.logs import bind_request_id, clear_context
 from infra.metrics import (
@@ -33,7 +34,6 @@ from infra.metrics import (
     exposition,
     new_request_id,
     track_notifications,
-    unread_by_target,
 )
 from infra.settings import Settings
 

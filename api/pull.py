@@ -12,7 +12,8 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.params import FromPath, QueryParameter
 
 from domain.errors import NotFound
-from domain.outbox.delivery import acknowledge, list_for_target
+from domain.outbox.delivery import acknowledge
+from domain.outbox.queries import list_for_target
 from infra.settings import Settings
 
 

@@ -1,1 +1,17 @@
-"""crm-sync domain: models, rules and use cases. Imports neither Litestar nor Celery."""
+"""crm-sync's business, one line per package; imports neither Litestar nor Celery.
+
+rules.py       the one rulebook: scores, lead types, priorities, status moves, routing, retry policy
+models.py      the tables (SQLAlchemy 2 Mapped classes) and their indexes
+enums.py       closed sets: form, lead, customer, notification and quote kinds and statuses
+errors.py      domain exceptions; api/errors.py maps each to an HTTP status in one table
+customers.py   ensure_customer: the Customer behind an email, found, created or adopted
+intake/        public use cases: forms, newsletter, registration, RFQ, spam check, idempotency
+leads/         lead lifecycle (create, update, convert), queries, CSV import/export, audit trail
+outbox/        notification rows, delivery bookkeeping (claim/record/release/replay/ack),
+               the reads (unread per target, pull list: queries.py), alerts
+reporting/     stats cards and snapshots, monitoring figures, the admin overview
+accounts/      users (staff and customers) and password hashing
+
+Platform code (settings, engines, group commit, logs, metrics, migrations, keyset pagination)
+lives in `infra/`, which everything may use; `api/` (HTTP) and `worker/` (Celery) call in here.
+"""

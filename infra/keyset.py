@@ -1,7 +1,8 @@
 """Keyset pagination: an opaque cursor holds the sort key of the last row of a page.
 
 The next page is `WHERE (k1, k2, id) < (:k1, :k2, :id)` on an index in that order, so page
-10,000 costs what page 1 costs, at any table size (no OFFSET).
+10,000 costs what page 1 costs, at any table size (no OFFSET). Every paged list declares its
+`Keyset` (name, sort columns, how to read each back from a cursor) and calls `paginate`.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ import binascii
 import json
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, tuple_
+from sqlalchemy import ColumnElement, Row, Select, tuple_
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.errors import DomainError
 
@@ -58,3 +61,35 @@ def parse_datetime(value: str) -> datetime:
 def after(columns: Sequence[Any], values: Sequence[Any]) -> ColumnElement[bool]:
     """Rows after the cursor in a descending order on `columns`."""
     return tuple_(*columns) < tuple_(*values)
+
+
+@dataclass(frozen=True, slots=True)
+class Keyset:
+    """A list's sort order: newest (largest) first on `columns`, the last one unique (the id).
+
+    `kind` names the list and sort in the cursor, so a cursor of one list is refused by another.
+    """
+
+    kind: str
+    columns: tuple[Any, ...]
+    parsers: tuple[Parser, ...]
+
+
+async def paginate(
+    conn: AsyncConnection,
+    stmt: Select[Any],
+    keyset: Keyset,
+    limit: int,
+    cursor: str | None = None,
+) -> tuple[list[Row[Any]], str | None]:
+    """One page of `stmt` in the keyset's order, and the cursor of the next (None on the last)."""
+    columns = keyset.columns
+    if cursor:
+        stmt = stmt.where(after(columns, decode_cursor(cursor, keyset.kind, keyset.parsers)))
+    stmt = stmt.order_by(*(c.desc() for c in columns)).limit(limit + 1)
+    rows = list((await conn.execute(stmt)).all())
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = encode_cursor(keyset.kind, [getattr(last, c.key) for c in columns])
+    return rows[:limit], next_cursor

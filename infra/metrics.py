@@ -3,7 +3,7 @@
 Counters and histograms are recorded by the process doing the work; with
 PROMETHEUS_MULTIPROC_DIR set, prometheus-client keeps them in files of that directory, so one
 scrape sees every API and worker process of the host. The unread gauges are not recorded by
-anyone: they are read from the database when scraped (`OutboxCollector`).
+anyone: the API reads them from the database when scraped and hands them to `OutboxCollector`.
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ import os
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import (
     REGISTRY,
@@ -27,12 +26,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import false, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.models import NOTIFICATIONS, utcnow
-
-N = NOTIFICATIONS
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600, 21600)
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -126,29 +120,15 @@ def mark_process_dead(metrics_dir: str | None, pid: int | None = None) -> None:
         multiprocess.mark_process_dead(pid or os.getpid(), metrics_dir)  # type: ignore[no-untyped-call]
 
 
-@dataclass(frozen=True, slots=True)
-class Unread:
-    target_system: str
-    count: int
-    oldest_created_at: datetime | None
+class Unread(Protocol):
+    """A target's unread notifications, as domain.outbox.queries.unread_by_target reads them."""
 
-
-async def unread_by_target(conn: AsyncConnection) -> list[Unread]:
-    """One index-only scan of the partial index idx_crm_notifications_unread (read = false)."""
-    rows = await conn.execute(
-        select(N.c.target_system, func.count(), func.min(N.c.created_at))
-        .where(N.c.read == false())  # `= false`, the partial index's own predicate
-        .group_by(N.c.target_system)
-    )
-    return [Unread(t, int(n), _aware(oldest)) for t, n, oldest in rows]
-
-
-def _aware(value: datetime | str | None) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, str):  # SQLite aggregates come back as text
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    @property
+    def target_system(self) -> str: ...
+    @property
+    def count(self) -> int: ...
+    @property
+    def oldest_created_at(self) -> datetime | None: ...
 
 
 class OutboxCollector(Collector):
@@ -159,7 +139,7 @@ class OutboxCollector(Collector):
     ):
         self.unread = {u.target_system: u for u in unread}
         self.targets = sorted({*targets, *self.unread})
-        self.now = now or utcnow()
+        self.now = now or datetime.now(UTC)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         count = GaugeMetricFamily(

@@ -58,6 +58,7 @@ class Target:
 
 
 DEFAULT_SQLITE_URL = "sqlite:///./crm.db"
+LOG_LEVELS = ("INFO", "DEBUG", "WARNING", "ERROR")
 _TARGET_VAR = re.compile(r"^CRM_TARGET_([A-Z0-9_]+?)_(URL|SECRET|EVENTS|API_KEY)$")
 _WHSEC = re.compile(r"^whsec_[A-Za-z0-9+/=]+$")
 
@@ -177,11 +178,11 @@ def _schedule(env: Mapping[str, str], var: str, default: tuple[float, ...]) -> t
     return steps
 
 
-def _choice(env: Mapping[str, str], var: str, choices: tuple[str, ...]) -> str:
-    """One of `choices` (case-insensitive); the first is the default."""
+def _choice(env: Mapping[str, str], var: str, choices: tuple[str, ...], default: str) -> str:
+    """One of `choices` (case-insensitive), `default` when unset."""
     raw = (env.get(var) or "").strip()
     if not raw:
-        return choices[0]
+        return default
     for choice in choices:
         if raw.lower() == choice.lower():
             return choice
@@ -200,7 +201,9 @@ def _secret_url(env: Mapping[str, str], var: str) -> Secret | None:
 _RATE = re.compile(r"^(\d+)/(second|minute|hour|day)$")
 
 
-def _rate(env: Mapping[str, str], var: str, default: tuple[str, int]) -> tuple[str, int] | None:
+def _rate(
+    env: Mapping[str, str], var: str, default: tuple[str, int] | None
+) -> tuple[str, int] | None:
     raw = (env.get(var) or "").strip().lower()
     if not raw:
         return default
@@ -295,43 +298,62 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Settings from the environment; an unset variable keeps the field's default above
+        (each default is declared once, on the field; `d` reads them back)."""
         env = os.environ if env is None else env
+        d = cls()
+        broker_url = env.get("CELERY_BROKER_URL") or d.broker_url
         return cls(
-            database_url=env.get("DATABASE_URL") or DEFAULT_SQLITE_URL,
+            database_url=env.get("DATABASE_URL") or d.database_url,
             targets=parse_targets(env),
-            broker_url=env.get("CELERY_BROKER_URL") or "redis://127.0.0.1:6379/0",
-            max_body_bytes=_int(env, "CRM_MAX_BODY_BYTES", 64 * 1024, 1024),
-            idempotency_ttl=timedelta(hours=_int(env, "CRM_IDEMPOTENCY_TTL_HOURS", 24, 1)),
-            db_pool_size=_int(env, "CRM_DB_POOL_SIZE", 10, 1),
-            debug=env.get("CRM_DEBUG", "") in ("1", "true", "yes"),
-            celery_queue=env.get("CRM_CELERY_QUEUE") or "crm",
-            batch_size=_int(env, "CRM_BATCH_SIZE", 200, 1),
-            max_in_flight=_int(env, "CRM_MAX_IN_FLIGHT", 64, 1),
-            lease=timedelta(seconds=_float(env, "CRM_LEASE_SECONDS", 60.0)),
-            delivery_timeout=_float(env, "CRM_DELIVERY_TIMEOUT", 10.0),
-            dispatch_budget=_float(env, "CRM_DISPATCH_BUDGET", 10.0),
-            retry_policy=RetryPolicy(
-                schedule=_schedule(env, "CRM_RETRY_SCHEDULE", RetryPolicy.schedule),
-                jitter=_float(env, "CRM_RETRY_JITTER", RetryPolicy.jitter, minimum=0.0),
-                max_attempts=_int(env, "CRM_MAX_ATTEMPTS", RetryPolicy.max_attempts, 1),
+            broker_url=broker_url,
+            max_body_bytes=_int(env, "CRM_MAX_BODY_BYTES", d.max_body_bytes, 1024),
+            idempotency_ttl=timedelta(
+                hours=_int(env, "CRM_IDEMPOTENCY_TTL_HOURS", _hours(d.idempotency_ttl), 1)
             ),
-            sweep_seconds=_float(env, "CRM_SWEEP_SECONDS", 1.0),
-            stats_seconds=_float(env, "CRM_STATS_SECONDS", 60.0),
-            stale_check_seconds=_float(env, "CRM_STALE_CHECK_SECONDS", 60.0),
-            stale_after=timedelta(seconds=_float(env, "CRM_STALE_AFTER", 3600.0)),
+            db_pool_size=_int(env, "CRM_DB_POOL_SIZE", d.db_pool_size, 1),
+            debug=env["CRM_DEBUG"] in ("1", "true", "yes") if env.get("CRM_DEBUG") else d.debug,
+            celery_queue=env.get("CRM_CELERY_QUEUE") or d.celery_queue,
+            batch_size=_int(env, "CRM_BATCH_SIZE", d.batch_size, 1),
+            max_in_flight=_int(env, "CRM_MAX_IN_FLIGHT", d.max_in_flight, 1),
+            lease=timedelta(seconds=_float(env, "CRM_LEASE_SECONDS", d.lease.total_seconds())),
+            delivery_timeout=_float(env, "CRM_DELIVERY_TIMEOUT", d.delivery_timeout),
+            dispatch_budget=_float(env, "CRM_DISPATCH_BUDGET", d.dispatch_budget),
+            retry_policy=RetryPolicy(
+                schedule=_schedule(env, "CRM_RETRY_SCHEDULE", d.retry_policy.schedule),
+                jitter=_float(env, "CRM_RETRY_JITTER", d.retry_policy.jitter, minimum=0.0),
+                max_attempts=_int(env, "CRM_MAX_ATTEMPTS", d.retry_policy.max_attempts, 1),
+            ),
+            sweep_seconds=_float(env, "CRM_SWEEP_SECONDS", d.sweep_seconds),
+            stats_seconds=_float(env, "CRM_STATS_SECONDS", d.stats_seconds),
+            stale_check_seconds=_float(env, "CRM_STALE_CHECK_SECONDS", d.stale_check_seconds),
+            stale_after=timedelta(
+                seconds=_float(env, "CRM_STALE_AFTER", d.stale_after.total_seconds())
+            ),
             alert_webhook_url=_secret_url(env, "CRM_ALERT_WEBHOOK_URL"),
-            retention=timedelta(days=_float(env, "CRM_RETENTION_DAYS", 30.0)),
-            log_format=_choice(env, "CRM_LOG_FORMAT", ("console", "json")),
-            log_level=_choice(env, "CRM_LOG_LEVEL", ("INFO", "DEBUG", "WARNING", "ERROR")),
-            metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
-            worker_metrics_port=_int(env, "CRM_WORKER_METRICS_PORT", 0, 0) or None,
-            worker_metrics_host=env.get("CRM_WORKER_METRICS_HOST") or "127.0.0.1",
-            rate_limit=_rate(env, "CRM_RATE_LIMIT", ("minute", 60)),
-            rate_limit_redis_url=env.get("CRM_RATE_LIMIT_REDIS_URL")
-            or _redis_default(env.get("CELERY_BROKER_URL") or "redis://127.0.0.1:6379/0"),
-            secure_cookies=_choice(env, "CRM_SECURE_COOKIES", ("false", "true")) == "true",
+            retention=timedelta(days=_float(env, "CRM_RETENTION_DAYS", _days(d.retention))),
+            log_format=_choice(env, "CRM_LOG_FORMAT", ("console", "json"), d.log_format),
+            log_level=_choice(env, "CRM_LOG_LEVEL", LOG_LEVELS, d.log_level),
+            metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or d.metrics_dir,
+            worker_metrics_port=_int(env, "CRM_WORKER_METRICS_PORT", 0, 0) or d.worker_metrics_port,
+            worker_metrics_host=env.get("CRM_WORKER_METRICS_HOST") or d.worker_metrics_host,
+            rate_limit=_rate(env, "CRM_RATE_LIMIT", d.rate_limit),
+            rate_limit_redis_url=env.get("CRM_RATE_LIMIT_REDIS_URL") or _redis_default(broker_url),
+            secure_cookies=_choice(
+                env, "CRM_SECURE_COOKIES", ("false", "true"), str(d.secure_cookies).lower()
+            )
+            == "true",
             cors_origins=tuple(
                 o.strip() for o in (env.get("CRM_CORS_ORIGINS") or "").split(",") if o.strip()
-            ),
+            )
+            or d.cors_origins,
             **({"secret_key": Secret(env["CRM_SECRET_KEY"])} if env.get("CRM_SECRET_KEY") else {}),
         )
+
+
+def _hours(span: timedelta) -> int:
+    return int(span.total_seconds() // 3600)
+
+
+def _days(span: timedelta) -> float:
+    return span.total_seconds() / 86400

@@ -111,4 +111,4 @@ class MonitoringController(Controller):
     async def read(
         self, state: State, days: Annotated[int, QueryParameter(ge=1, le=366)] = 7
     ) -> Monitoring:
-        return await run(state, lambda conn: monitoring(conn, days))
+        return await run(state, lambda conn: monitoring(conn, days, state.settings.stale_after))

@@ -7,16 +7,17 @@ import uuid
 from collections.abc import Iterable
 
 import msgspec
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.accounts.passwords import hash_password
-from domain.enums import CustomerSource, CustomerStatus, CustomerType, NotificationType, UserRole
+from domain.customers import Adopt, NewCustomer, ensure_customer
+from domain.enums import CustomerSource, CustomerStatus, NotificationType, UserRole
 from domain.errors import DuplicateEmail
 from domain.intake.commands import Register
 from domain.intake.origin import Origin
-from domain.models import CUSTOMERS, NOTIFICATIONS, USERS, utcnow
+from domain.models import NOTIFICATIONS, USERS, utcnow
 from domain.outbox.rows import insert_all, notification_rows
 from domain.rules import Route, split_name
 
@@ -87,43 +88,23 @@ async def _attach_customer(
 ) -> tuple[uuid.UUID, bool]:
     """Link the Customer that already has this email (import, conversion) or create one."""
     now = utcnow()
-    existing = (
-        await conn.execute(
-            select(CUSTOMERS.c.id, CUSTOMERS.c.external_id).where(CUSTOMERS.c.email == cmd.email)
-        )
-    ).first()
-    first, last = split_name(cmd.name)
-    if existing is not None:
-        customer_id, linked = existing.id, True
-        if existing.external_id is None:
-            await conn.execute(
-                update(CUSTOMERS)
-                .where(CUSTOMERS.c.id == customer_id)
-                .values(external_id=str(user_id), status=CustomerStatus.ACTIVE, updated_at=now)
-            )
-        else:
-            log.warning("customer %s is already linked to %s", customer_id, existing.external_id)
-        rows = []
-    else:
-        customer_id, linked = uuid.uuid4(), False
-        rows = [
-            {
-                "id": customer_id,
-                "external_id": str(user_id),
-                "email": cmd.email,
-                "first_name": first,
-                "last_name": last,
-                "company_name": cmd.company,
-                "source": CustomerSource.B2B_PLATFORM.value,
-                "customer_type": CustomerType.RETAILER,
-                "status": CustomerStatus.ACTIVE,
-                "metadata": {"registeredVia": "b2b-website", "registrationDate": now.isoformat()},
-                "created_at": now,
-                "updated_at": now,
-            }
-        ]
+    customer = await ensure_customer(
+        conn,
+        NewCustomer(
+            email=cmd.email,
+            name=cmd.name,
+            company_name=cmd.company,
+            source=CustomerSource.B2B_PLATFORM,
+            status=CustomerStatus.ACTIVE,
+            metadata={"registeredVia": "b2b-website", "registrationDate": now.isoformat()},
+            external_id=str(user_id),
+        ),
+        Adopt(status=CustomerStatus.ACTIVE, external_id=str(user_id)),
+        now,
+    )
+    linked = not customer.created
     data = {
-        "customerId": str(customer_id),
+        "customerId": str(customer.id),
         "userId": str(user_id),
         "email": cmd.email,
         "name": cmd.name,
@@ -136,5 +117,5 @@ async def _attach_customer(
     notes = notification_rows(
         NotificationType.NEW_CUSTOMER, data, routes, now, request_id=origin.request_id
     )
-    await insert_all(conn, [(CUSTOMERS, rows), (NOTIFICATIONS, notes)])
-    return customer_id, linked
+    await insert_all(conn, [(NOTIFICATIONS, notes)])
+    return customer.id, linked

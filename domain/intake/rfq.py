@@ -10,10 +10,10 @@ import msgspec
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from domain.customers import NewCustomer, ensure_customer
 from domain.enums import (
     CustomerSource,
     CustomerStatus,
-    CustomerType,
     NotificationType,
     QuoteEventType,
     QuoteStatus,
@@ -21,7 +21,6 @@ from domain.enums import (
 from domain.intake.commands import SubmitRfq
 from domain.intake.origin import Origin
 from domain.models import (
-    CUSTOMERS,
     NOTIFICATIONS,
     QUOTE_EVENTS,
     QUOTE_LINES,
@@ -30,8 +29,7 @@ from domain.models import (
     utcnow,
 )
 from domain.outbox.rows import insert_all, notification_rows
-from domain.rules import Route, split_name
-from infra.db import insert_for
+from domain.rules import Route
 
 
 class QuoteSubmitted(msgspec.Struct, rename="camel"):
@@ -47,37 +45,24 @@ def quote_reference() -> str:
     return f"RFQ-{utcnow():%Y%m%d}-{secrets.token_hex(4).upper()}"
 
 
-async def _customer_for(conn: AsyncConnection, cmd: SubmitRfq) -> uuid.UUID:
-    """The Customer with this email, or a new PROSPECT one (race-safe)."""
-    now = utcnow()
-    first, last = split_name(cmd.name)
-    await conn.execute(
-        insert_for(conn)(CUSTOMERS)
-        .values(
-            id=uuid.uuid4(),
-            email=cmd.email,
-            first_name=first,
-            last_name=last,
-            company_name=cmd.company_name,
-            phone=cmd.phone,
-            source=CustomerSource.RFQ.value,
-            customer_type=CustomerType.RETAILER,
-            status=CustomerStatus.PROSPECT,
-            metadata={"createdFrom": "rfq", "firstRfqAt": now.isoformat()},
-            created_at=now,
-            updated_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["email"])
-    )
-    found = await conn.execute(select(CUSTOMERS.c.id).where(CUSTOMERS.c.email == cmd.email))
-    return found.scalar_one()  # type: ignore[no-any-return]
-
-
 async def submit_rfq(
     conn: AsyncConnection, cmd: SubmitRfq, origin: Origin, routes: Iterable[Route]
 ) -> QuoteSubmitted:
     now = utcnow()
-    customer_id = await _customer_for(conn, cmd)
+    customer = await ensure_customer(
+        conn,
+        NewCustomer(
+            email=cmd.email,
+            name=cmd.name,
+            company_name=cmd.company_name,
+            phone=cmd.phone,
+            source=CustomerSource.RFQ,
+            status=CustomerStatus.PROSPECT,
+            metadata={"createdFrom": "rfq", "firstRfqAt": now.isoformat()},
+        ),
+        now=now,
+    )  # a known buyer's Customer is left as it is
+    customer_id = customer.id
     user_id = (
         await conn.execute(select(USERS.c.id).where(USERS.c.email == cmd.email))
     ).scalar_one_or_none()

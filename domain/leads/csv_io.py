@@ -17,13 +17,13 @@ from typing import IO, Annotated, Any
 import msgspec
 from sqlalchemy import select, text, tuple_
 
-from domain.enums import LeadStatus, LeadType, NotificationType
+from domain.enums import LeadStatus, LeadType
 from domain.intake.commands import Command, Email, Name, Phone
 from domain.leads.audit import audit_rows
-from domain.leads.lifecycle import Assignee, Score
+from domain.leads.lifecycle import Assignee, Score, new_lead_notifications
 from domain.leads.queries import LeadFilters, LeadSort, LeadView, list_leads
 from domain.models import LEAD_AUDIT, LEADS, NOTIFICATIONS, utcnow
-from domain.outbox.rows import insert_all, notification_rows
+from domain.outbox.rows import insert_all
 from domain.rules import MANUAL_LEAD_SCORE, MANUAL_LEAD_SOURCE, Route
 from infra.db import Database
 
@@ -175,21 +175,7 @@ async def _write_batch(
                 continue
             row = _lead_row(lead, actor, now)
             leads.append(row)
-            data = {
-                "leadId": str(row["id"]),
-                "email": lead.email,
-                "name": lead.name,
-                "companyName": lead.company_name,
-                "phone": lead.phone,
-                "type": lead.type.value,
-                "source": lead.source,
-                "leadScore": lead.lead_score,
-                "importedBy": actor,
-                "createdAt": now.isoformat(),
-            }
-            notes += notification_rows(
-                NotificationType.NEW_LEAD, data, routes, now, score=lead.lead_score
-            )
+            notes += new_lead_notifications(row, actor, now, routes)
             audit += audit_rows(
                 row["id"],
                 actor,

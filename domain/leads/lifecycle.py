@@ -7,7 +7,8 @@ its outbox rows together.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 from types import SimpleNamespace
 from typing import Annotated, Any
 
@@ -15,10 +16,10 @@ import msgspec
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from domain.customers import Adopt, NewCustomer, ensure_customer
 from domain.enums import (
     CustomerSource,
     CustomerStatus,
-    CustomerType,
     LeadStatus,
     LeadType,
     NotificationType,
@@ -27,8 +28,8 @@ from domain.errors import IllegalTransition, NotFound
 from domain.intake.commands import Command, Email, Metadata, Name, Phone
 from domain.leads.audit import audit_rows
 from domain.leads.queries import LeadView, lead_view
-from domain.models import CUSTOMERS, LEAD_AUDIT, LEADS, NOTIFICATIONS, utcnow
-from domain.outbox.rows import insert_all, notification_rows
+from domain.models import LEAD_AUDIT, LEADS, NOTIFICATIONS, utcnow
+from domain.outbox.rows import Rows, insert_all, notification_rows
 from domain.rules import (
     LEAD_SCORE_MAX,
     LEAD_SCORE_MIN,
@@ -36,9 +37,7 @@ from domain.rules import (
     MANUAL_LEAD_SOURCE,
     Route,
     check_transition,
-    split_name,
 )
-from infra.db import insert_for
 
 Score = Annotated[int, msgspec.Meta(ge=LEAD_SCORE_MIN, le=LEAD_SCORE_MAX)]
 Assignee = Annotated[str, msgspec.Meta(max_length=254)]
@@ -80,7 +79,7 @@ async def _locked_lead(conn: AsyncConnection, lead_id: uuid.UUID) -> Any:
     return row
 
 
-def _lead_data(lead: Any, **extra: object) -> dict[str, Any]:
+def _lead_data(lead: Mapping[str, Any], **extra: object) -> dict[str, Any]:
     """The notification payload describing a lead."""
     return {
         "leadId": str(lead["id"]),
@@ -95,6 +94,18 @@ def _lead_data(lead: Any, **extra: object) -> dict[str, Any]:
         "assignedTo": lead["assigned_to"],
         **extra,
     }
+
+
+def new_lead_notifications(
+    lead: Mapping[str, Any], actor: str, now: datetime, routes: Iterable[Route]
+) -> Rows:
+    """The NEW_LEAD outbox rows of a lead just written, by hand or by CSV import alike.
+
+    One payload shape: leadId, email, name, companyName, phone, type, source, status,
+    leadScore, assignedTo, createdBy (the staff member or CLI actor), createdAt.
+    """
+    data = _lead_data(lead, createdBy=actor, createdAt=now.isoformat())
+    return notification_rows(NotificationType.NEW_LEAD, data, routes, now, score=lead["lead_score"])
 
 
 async def create_lead(
@@ -119,13 +130,7 @@ async def create_lead(
         "updated_at": now,
         "converted_at": None,
     }
-    notes = notification_rows(
-        NotificationType.NEW_LEAD,
-        _lead_data(lead, createdBy=actor, createdAt=now.isoformat()),
-        routes,
-        now,
-        score=cmd.lead_score,
-    )
+    notes = new_lead_notifications(lead, actor, now, routes)
     audit = audit_rows(
         lead_id,
         actor,
@@ -191,49 +196,22 @@ async def convert_lead(
         raise IllegalTransition("this lead is already CONVERTED")
     check_transition(status, LeadStatus.CONVERTED)
     now = utcnow()
-    first, last = split_name(lead.name)
     conversion_meta = {"convertedFromLeadId": str(lead_id), "convertedDate": now.isoformat()}
-    created_id = (
-        await conn.execute(
-            insert_for(conn)(CUSTOMERS)
-            .values(
-                id=uuid.uuid4(),
-                email=lead.email,
-                first_name=first,
-                last_name=last,
-                company_name=lead.company_name,
-                phone=lead.phone,
-                source=CustomerSource.LEAD_CONVERSION.value,
-                customer_type=CustomerType.RETAILER,
-                status=CustomerStatus.ACTIVE,
-                metadata=conversion_meta,
-                created_at=now,
-                updated_at=now,
-            )
-            .on_conflict_do_nothing(index_elements=["email"])
-            .returning(CUSTOMERS.c.id)
-        )
-    ).scalar_one_or_none()
-    if created_id is not None:
-        customer_id, created = created_id, True
-    else:
-        existing = (
-            await conn.execute(
-                select(CUSTOMERS.c.id, CUSTOMERS.c.metadata)
-                .where(CUSTOMERS.c.email == lead.email)
-                .with_for_update()
-            )
-        ).one()
-        customer_id, created = existing.id, False
-        await conn.execute(
-            update(CUSTOMERS)
-            .where(CUSTOMERS.c.id == customer_id)
-            .values(
-                metadata={**(existing.metadata or {}), **conversion_meta},
-                status=CustomerStatus.ACTIVE,
-                updated_at=now,
-            )
-        )
+    customer = await ensure_customer(
+        conn,
+        NewCustomer(
+            email=lead.email,
+            name=lead.name,
+            company_name=lead.company_name,
+            phone=lead.phone,
+            source=CustomerSource.LEAD_CONVERSION,
+            status=CustomerStatus.ACTIVE,
+            metadata=conversion_meta,
+        ),
+        Adopt(status=CustomerStatus.ACTIVE, metadata=conversion_meta),
+        now,
+    )
+    customer_id, created = customer.id, customer.created
     await conn.execute(
         update(LEADS)
         .where(LEADS.c.id == lead_id)

@@ -17,7 +17,7 @@ from domain.errors import NotFound
 from domain.intake.commands import normalize_email
 from domain.models import LEADS
 from domain.rules import allowed_moves
-from infra.keyset import after, decode_cursor, encode_cursor, parse_datetime
+from infra.keyset import Keyset, paginate, parse_datetime
 
 
 class LeadView(msgspec.Struct, rename="camel"):
@@ -103,11 +103,13 @@ class LeadPage(msgspec.Struct, rename="camel"):
     limit: int
 
 
-def _sort_key(sort: LeadSort) -> tuple[list[Any], list[Any]]:
+def _keyset(sort: LeadSort) -> Keyset:
     c = LEADS.c
     if sort == LeadSort.SCORE:
-        return [c.lead_score, c.created_at, c.id], [int, parse_datetime, uuid.UUID]
-    return [c.created_at, c.id], [parse_datetime, uuid.UUID]
+        return Keyset(
+            f"leads:{sort}", (c.lead_score, c.created_at, c.id), (int, parse_datetime, uuid.UUID)
+        )
+    return Keyset(f"leads:{sort}", (c.created_at, c.id), (parse_datetime, uuid.UUID))
 
 
 async def list_leads(
@@ -117,18 +119,10 @@ async def list_leads(
     limit: int = 20,
     cursor: str | None = None,
 ) -> LeadPage:
-    columns, parsers = _sort_key(sort)
-    stmt = filters.apply(select(LEADS))
-    if cursor:
-        stmt = stmt.where(after(columns, decode_cursor(cursor, f"leads:{sort}", parsers)))
-    stmt = stmt.order_by(*(col.desc() for col in columns)).limit(limit + 1)
-    rows = (await conn.execute(stmt)).all()
-    items = [lead_view(r) for r in rows[:limit]]
-    next_cursor = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        next_cursor = encode_cursor(f"leads:{sort}", [getattr(last, c.key) for c in columns])
-    return LeadPage(items, next_cursor, sort, limit)
+    rows, next_cursor = await paginate(
+        conn, filters.apply(select(LEADS)), _keyset(sort), limit, cursor
+    )
+    return LeadPage([lead_view(r) for r in rows], next_cursor, sort, limit)
 
 
 async def get_lead(conn: AsyncConnection, lead_id: uuid.UUID) -> LeadView:

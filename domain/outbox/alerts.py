@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.models import ALERTS, NOTIFICATIONS, utcnow
+from domain.models import ALERTS, utcnow
+from domain.outbox.queries import unread_by_target
 
 STALE = "stale_notifications"
 DEAD_LETTER = "dead_letter"
@@ -44,14 +45,8 @@ async def check_stale(
     """Open an episode per target with unread rows older than `stale_after`; close cleared ones."""
     now = now or utcnow()
     stale = {
-        target: (count, oldest)
-        for target, count, oldest in await conn.execute(
-            select(
-                NOTIFICATIONS.c.target_system, func.count(), func.min(NOTIFICATIONS.c.created_at)
-            )
-            .where(NOTIFICATIONS.c.read.is_(False), NOTIFICATIONS.c.created_at < now - stale_after)
-            .group_by(NOTIFICATIONS.c.target_system)
-        )
+        u.target_system: (u.count, u.oldest_created_at)
+        for u in await unread_by_target(conn, older_than=now - stale_after)
     }
     open_episodes = {
         target: alert_id
@@ -67,7 +62,7 @@ async def check_stale(
             continue
         details = {
             "count": int(count),
-            "oldest": oldest.isoformat() if hasattr(oldest, "isoformat") else str(oldest),
+            "oldest": oldest.isoformat() if oldest is not None else None,
             "staleAfterSeconds": stale_after.total_seconds(),
         }
         await conn.execute(

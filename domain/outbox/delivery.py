@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, any_, bindparam, false, func, insert, or_, select, update
+from sqlalchemy import and_, any_, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.enums import NotificationStatus
 from domain.models import ATTEMPTS, NOTIFICATIONS, utcnow
+from domain.outbox.queries import is_unread
 from domain.rules import RetryPolicy
 
 N = NOTIFICATIONS
@@ -98,7 +99,7 @@ def _due(now: datetime) -> Any:
     # `read = false`, not `read IS false`: only the former matches the partial indexes'
     # predicate, without which every claim sorts the whole backlog (bench/drain.py (c)).
     return and_(
-        N.c.read == false(),
+        is_unread(),
         N.c.status == NotificationStatus.PENDING,
         N.c.next_attempt_at <= now,
         or_(N.c.claimed_until.is_(None), N.c.claimed_until < now),
@@ -181,7 +182,7 @@ async def record_results(
     if delivered:
         await conn.execute(
             update(N)
-            .where(_id_among(conn, [r.notification.id for r in delivered]), N.c.read.is_(False))
+            .where(_id_among(conn, [r.notification.id for r in delivered]), is_unread())
             .values(
                 read=True,
                 read_at=now,
@@ -205,7 +206,7 @@ async def record_results(
     if changes:
         await conn.execute(
             update(N)
-            .where(N.c.id == bindparam("b_id"), N.c.read.is_(False))
+            .where(N.c.id == bindparam("b_id"), is_unread())
             .values(
                 status=bindparam("b_status"),
                 next_attempt_at=bindparam("b_next"),
@@ -263,7 +264,7 @@ async def release(conn: AsyncConnection, worker_id: str, ids: Sequence[uuid.UUID
         return 0
     done = await conn.execute(
         update(N)
-        .where(N.c.id.in_(ids), N.c.claimed_by == worker_id, N.c.read.is_(False))
+        .where(N.c.id.in_(ids), N.c.claimed_by == worker_id, is_unread())
         .values(claimed_until=None, claimed_by=None)
     )
     return done.rowcount or 0
@@ -271,7 +272,7 @@ async def release(conn: AsyncConnection, worker_id: str, ids: Sequence[uuid.UUID
 
 async def replay(conn: AsyncConnection, ids: Sequence[uuid.UUID] | None = None) -> list[uuid.UUID]:
     """Send dead-lettered (FAILED) rows again: all of them, or those among `ids`."""
-    cond = [N.c.status == NotificationStatus.FAILED, N.c.read.is_(False)]
+    cond = [N.c.status == NotificationStatus.FAILED, is_unread()]
     if ids is not None:
         cond.append(N.c.id.in_(ids))
     done = await conn.execute(
@@ -299,32 +300,6 @@ async def attempts_of(conn: AsyncConnection, notification_id: uuid.UUID) -> list
     return [dict(r._mapping) for r in rows]
 
 
-def as_payload(row: Any) -> dict[str, Any]:
-    """A notification as the seed shows it, for pull-mode clients."""
-    return {
-        "id": str(row.id),
-        "type": str(row.type),
-        "targetSystem": row.target_system,
-        "priority": str(row.priority),
-        "data": row.data,
-        "read": row.read,
-        "readAt": row.read_at.isoformat() if row.read_at else None,
-        "createdAt": row.created_at.isoformat(),
-        "status": str(row.status),
-    }
-
-
-async def list_for_target(
-    conn: AsyncConnection, target: str, read: bool | None, limit: int
-) -> list[dict[str, Any]]:
-    """Pull mode: a target's notifications, HIGH > NORMAL > LOW, then oldest first."""
-    stmt = select(N).where(N.c.target_system == target)
-    if read is not None:
-        stmt = stmt.where(N.c.read.is_(read))
-    stmt = stmt.order_by(N.c.priority_rank.desc(), N.c.created_at).limit(limit)
-    return [as_payload(r) for r in await conn.execute(stmt)]
-
-
 async def acknowledge(conn: AsyncConnection, target: str, notification_id: uuid.UUID) -> bool:
     """Pull-mode acknowledgement; False when the id is not this target's. Repeats are harmless."""
     found = await conn.execute(
@@ -334,7 +309,7 @@ async def acknowledge(conn: AsyncConnection, target: str, notification_id: uuid.
         return False
     await conn.execute(
         update(N)
-        .where(N.c.id == notification_id, N.c.read.is_(False))
+        .where(N.c.id == notification_id, is_unread())
         .values(
             read=True,
             read_at=utcnow(),

@@ -11,11 +11,10 @@ from sqlalchemy import Date, case, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.enums import LeadStatus
-from domain.models import LEADS, NOTIFICATIONS, utcnow
+from domain.models import LEADS, utcnow
+from domain.outbox.queries import unread_by_target
 from domain.reporting.stats import conversion_rate
 from domain.rules import FUNNEL_STAGES
-
-STALE_AFTER = timedelta(hours=1)
 
 
 class DailyCount(msgspec.Struct, rename="camel"):
@@ -85,17 +84,12 @@ async def status_distribution(conn: AsyncConnection) -> list[StatusCount]:
 
 
 async def stale_unread_notifications(
-    conn: AsyncConnection, now: datetime | None = None
+    conn: AsyncConnection, stale_after: timedelta, now: datetime | None = None
 ) -> dict[str, int]:
-    """Unread notifications older than an hour, per target system (potential delivery issues)."""
-    cutoff = (now or utcnow()) - STALE_AFTER
-    rows = await conn.execute(
-        select(NOTIFICATIONS.c.target_system, func.count())
-        .where(NOTIFICATIONS.c.read.is_(False), NOTIFICATIONS.c.created_at < cutoff)
-        .group_by(NOTIFICATIONS.c.target_system)
-        .order_by(NOTIFICATIONS.c.target_system)
-    )
-    return {t: n for t, n in rows}
+    """Unread notifications older than `stale_after` (CRM_STALE_AFTER, the stale alert's own
+    threshold), per target system: potential delivery issues."""
+    cutoff = (now or utcnow()) - stale_after
+    return {u.target_system: u.count for u in await unread_by_target(conn, older_than=cutoff)}
 
 
 async def conversion_funnel(conn: AsyncConnection) -> list[FunnelStage]:
@@ -132,13 +126,13 @@ async def conversion_by_source(conn: AsyncConnection) -> list[SourceConversion]:
     ]
 
 
-async def monitoring(conn: AsyncConnection, days: int = 7) -> Monitoring:
+async def monitoring(conn: AsyncConnection, days: int, stale_after: timedelta) -> Monitoring:
     now = utcnow()
     return Monitoring(
         days=days,
         daily_new_leads=await daily_new_leads(conn, days, now),
         status_distribution=await status_distribution(conn),
-        stale_unread_notifications=await stale_unread_notifications(conn, now),
+        stale_unread_notifications=await stale_unread_notifications(conn, stale_after, now),
         funnel=await conversion_funnel(conn),
         conversion_by_source=await conversion_by_source(conn),
     )

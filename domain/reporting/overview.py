@@ -17,8 +17,9 @@ from domain.errors import IllegalTransition, NotFound
 from domain.leads.queries import LeadFilters, LeadPage, LeadSort, list_leads
 from domain.models import FORM_SUBMISSIONS, NOTIFICATIONS, SUBSCRIBERS
 from domain.outbox import delivery
+from domain.outbox.queries import read_is
 from domain.reporting.stats import crm_stats
-from infra.keyset import after, decode_cursor, encode_cursor, parse_datetime
+from infra.keyset import Keyset, paginate, parse_datetime
 
 
 class FormView(msgspec.Struct, rename="camel"):
@@ -63,22 +64,15 @@ class Page(msgspec.Struct, rename="camel"):
     limit: int
 
 
-async def _page(
-    conn: AsyncConnection,
-    stmt: Any,
-    kind: str,
-    order: list[Any],
-    limit: int,
-    cursor: str | None,
-) -> tuple[list[Any], str | None]:
-    if cursor:
-        stmt = stmt.where(after(order, decode_cursor(cursor, kind, [parse_datetime, uuid.UUID])))
-    rows = (await conn.execute(stmt.order_by(*(c.desc() for c in order)).limit(limit + 1))).all()
-    next_cursor = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        next_cursor = encode_cursor(kind, [getattr(last, c.key) for c in order])
-    return list(rows[:limit]), next_cursor
+def _newest_first(kind: str, created: Any, id_: Any) -> Keyset:
+    return Keyset(kind, (created, id_), (parse_datetime, uuid.UUID))
+
+
+FORMS_KEYSET = _newest_first("forms", FORM_SUBMISSIONS.c.created_at, FORM_SUBMISSIONS.c.id)
+SUBSCRIBERS_KEYSET = _newest_first("subscribers", SUBSCRIBERS.c.subscribed_at, SUBSCRIBERS.c.id)
+NOTIFICATIONS_KEYSET = _newest_first(
+    "notifications", NOTIFICATIONS.c.created_at, NOTIFICATIONS.c.id
+)
 
 
 async def list_forms(
@@ -91,7 +85,7 @@ async def list_forms(
     stmt = select(FORM_SUBMISSIONS)
     if form_type is not None:
         stmt = stmt.where(f.form_type == form_type)
-    rows, nxt = await _page(conn, stmt, "forms", [f.created_at, f.id], limit, cursor)
+    rows, nxt = await paginate(conn, stmt, FORMS_KEYSET, limit, cursor)
     items = [
         FormView(
             r.id,
@@ -119,7 +113,7 @@ async def list_subscribers(
     stmt = select(SUBSCRIBERS)
     if status is not None:
         stmt = stmt.where(s.status == status)
-    rows, nxt = await _page(conn, stmt, "subscribers", [s.subscribed_at, s.id], limit, cursor)
+    rows, nxt = await paginate(conn, stmt, SUBSCRIBERS_KEYSET, limit, cursor)
     items = [
         SubscriberView(
             r.id, r.email, r.source, SubscriberStatus(r.status), r.subscribed_at, r.unsubscribed_at
@@ -167,8 +161,8 @@ async def list_notifications(
     if filters.target_system:
         stmt = stmt.where(n.target_system == filters.target_system)
     if filters.read is not None:
-        stmt = stmt.where(n.read.is_(filters.read))
-    rows, nxt = await _page(conn, stmt, "notifications", [n.created_at, n.id], limit, cursor)
+        stmt = stmt.where(read_is(filters.read))
+    rows, nxt = await paginate(conn, stmt, NOTIFICATIONS_KEYSET, limit, cursor)
     return Page([_notification_view(r) for r in rows], nxt, limit)
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.enums import LeadStatus, NotificationStatus, SubscriberStatus
 from domain.models import FORM_SUBMISSIONS, LEADS, NOTIFICATIONS, SUBSCRIBERS
+from domain.outbox.queries import is_unread, unread_by_target
 
 
 def conversion_rate(converted: int, total: int) -> float:
@@ -51,17 +52,18 @@ async def crm_stats(conn: AsyncConnection) -> CrmStats:
             select(func.count()).where(SUBSCRIBERS.c.status == SubscriberStatus.SUBSCRIBED)
         )
     ).scalar_one()
-    per_target = await conn.execute(
-        select(
-            NOTIFICATIONS.c.target_system,
-            func.count().filter(NOTIFICATIONS.c.read.is_(False)),
-            func.count().filter(NOTIFICATIONS.c.status == NotificationStatus.FAILED),
+    # Dead-lettered rows are never read, so the unread index finds them too.
+    failed = {
+        target: int(n)
+        for target, n in await conn.execute(
+            select(NOTIFICATIONS.c.target_system, func.count())
+            .where(is_unread(), NOTIFICATIONS.c.status == NotificationStatus.FAILED)
+            .group_by(NOTIFICATIONS.c.target_system)
         )
-        .where(NOTIFICATIONS.c.read.is_(False))
-        .group_by(NOTIFICATIONS.c.target_system)
-    )
+    }
     by_target: dict[str, dict[str, int]] = {
-        t: {"unread": int(u), "failed": int(f)} for t, u, f in per_target
+        u.target_system: {"unread": u.count, "failed": failed.get(u.target_system, 0)}
+        for u in await unread_by_target(conn)
     }
     return CrmStats(
         total_leads=int(leads[0]),

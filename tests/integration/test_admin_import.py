@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from crm_cli import main
 from tests.conftest import count, rows
-from tests.integration.admin_support import admin_client
+from tests.integration.admin_support import ADMIN_EMAIL, admin_client
 
 GOOD_AND_BAD = """email,name,companyName,phone,type,source,leadScore,assignedTo
 ann@acme.example,Ann Lee,Acme,+1 555 0100,QUOTE_REQUEST,trade_show,80,rep@crm.example
@@ -65,6 +65,49 @@ def test_import_reports_every_bad_row_with_its_line_and_imports_the_good_ones(
     assert leads[("bob@globex.example", "manual_import")]["lead_score"] == 60
     assert count(engine, "crm_notifications", "type = 'NEW_LEAD'") == 3
     assert count(engine, "lead_audit_entries", "action = 'imported' AND field = 'status'") == 3
+
+
+# The one NEW_LEAD payload shape (domain.leads.lifecycle.new_lead_notifications).
+NEW_LEAD_KEYS = {
+    "leadId",
+    "email",
+    "name",
+    "companyName",
+    "phone",
+    "type",
+    "source",
+    "status",
+    "leadScore",
+    "assignedTo",
+    "createdBy",
+    "createdAt",
+}
+
+
+def test_new_lead_payload_has_one_shape_by_hand_and_by_import(
+    cli, make_client, settings, engine, tmp_path
+):
+    admin = admin_client(make_client, settings)
+    by_hand = {"email": "hand@x.example", "assignedTo": "rep@crm.example"}
+    assert admin.post("/api/admin/leads", json=by_hand).status_code == 201
+    f = tmp_path / "one.csv"
+    f.write_text("email,assignedTo,leadScore\ncsv@x.example,rep@crm.example,75\n")
+    result = cli("leads", "import", str(f), "--actor", "importer@crm.example")
+    assert result.exit_code == 0, result.output
+    payloads = {
+        r["data"]["email"]: r["data"]
+        for r in rows(engine, "SELECT data FROM crm_notifications WHERE type = 'NEW_LEAD'")
+    }
+    assert set(payloads["hand@x.example"]) == NEW_LEAD_KEYS
+    assert set(payloads["csv@x.example"]) == NEW_LEAD_KEYS
+    imported = payloads["csv@x.example"]
+    assert (imported["status"], imported["assignedTo"], imported["leadScore"]) == (
+        "NEW",
+        "rep@crm.example",
+        75,
+    )
+    assert imported["createdBy"] == "importer@crm.example"
+    assert payloads["hand@x.example"]["createdBy"] == ADMIN_EMAIL
 
 
 def test_import_rerun_is_idempotent(cli, engine, tmp_path):

@@ -7,7 +7,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.conftest import rows
-from tests.integration.admin_support import admin_client
+from tests.integration.admin_support import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    admin_client,
+    make_admin,
+    sign_in,
+)
 from tests.integration.test_admin_leads import add_lead
 
 
@@ -210,3 +216,14 @@ def test_attempts_of_a_notification(admin, engine):
     attempts = admin.get(f"/api/admin/crm-notifications/{note}/attempts").json()
     assert [(a["attemptNumber"], a["httpStatus"]) for a in attempts] == [(1, 500), (2, 503)]
     assert admin.get(f"/api/admin/crm-notifications/{uuid.uuid4()}/attempts").status_code == 404
+
+
+def test_monitoring_counts_stale_notifications_with_crm_stale_after(make_client, settings, engine):
+    """The stale figure uses the alert's own threshold (CRM_STALE_AFTER), here 5 minutes."""
+    make_admin(settings)
+    c = sign_in(make_client(stale_after=timedelta(minutes=5)), ADMIN_EMAIL, ADMIN_PASSWORD)
+    add_notification(engine, target="BZION_HUB", age=timedelta(minutes=10))  # stale at 5 min
+    add_notification(engine, target="BZION_HUB", age=timedelta(minutes=1))  # fresh
+    add_notification(engine, target="SALESFORCE", age=timedelta(minutes=30))  # stale at 5 min
+    body = c.get("/api/admin/monitoring").json()
+    assert body["staleUnreadNotifications"] == {"BZION_HUB": 1, "SALESFORCE": 1}

@@ -3,8 +3,14 @@
 import uuid
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.dialects import postgresql
 
+from domain.outbox.queries import pull_statement
+from infra.settings import Secret, Target
 from tests.conftest import count, rows
+
+PULL_KEY = "pull-key-forms"
 
 FORM = {
     "formType": "quote_request",
@@ -135,39 +141,59 @@ def test_forced_failure_between_inserts_leaves_no_orphan_row(client, engine):
             conn.exec_driver_sql("DROP FUNCTION fail_insert()")
 
 
-def test_unread_poll_orders_high_normal_low_then_oldest(client, engine):
-    for form_type in ("contact_us", "quote_request", "contact_us"):
-        assert (
-            client.post(
-                "/api/forms/submit", json={"formType": form_type, "email": "a@b.io"}
-            ).status_code
-            == 201
+def test_unread_poll_orders_high_normal_low_then_oldest(make_client, engine):
+    """The pull list (GET /api/v1/crm-notifications) puts HIGH before NORMAL before LOW and,
+    within a priority, the oldest first, whatever order the rows were inserted in."""
+    c = make_client(targets=(Target("BZION_HUB", api_key=Secret(PULL_KEY)),))
+    ids = {}
+    for name, form_type in (("newer", "contact_us"), ("older", "contact_us")):
+        r = c.post("/api/forms/submit", json={"formType": form_type, "email": f"{name}@b.io"})
+        assert r.status_code == 201, r.text
+        ids[name] = r.json()["notificationId"]
+    r = c.post("/api/forms/submit", json={"formType": "quote_request", "email": "q@b.io"})
+    ids["high"] = r.json()["notificationId"]
+    assert c.post("/api/newsletter-subscribe", json={"email": "n@b.io"}).status_code == 201
+    (low,) = rows(engine, "SELECT id FROM crm_notifications WHERE priority = 'LOW'")
+    ids["low"] = str(low["id"])
+    with engine.begin() as conn:  # the NORMAL row inserted first becomes the newer one
+        conn.execute(
+            text(
+                "UPDATE crm_notifications SET created_at = now() + interval '1 hour' WHERE id = :i"
+            ),
+            {"i": ids["newer"]},
         )
-    assert client.post("/api/newsletter-subscribe", json={"email": "n@b.io"}).status_code == 201
-    got = rows(
-        engine,
-        "SELECT priority FROM crm_notifications WHERE read = false AND target_system = 'BZION_HUB' "
-        "ORDER BY priority_rank DESC, created_at",
+    got = c.get(
+        "/api/v1/crm-notifications",
+        params={"targetSystem": "BZION_HUB", "read": "false"},
+        headers={"X-API-Key": PULL_KEY},
     )
-    assert [g["priority"] for g in got] == ["HIGH", "NORMAL", "NORMAL", "LOW"]
+    assert got.status_code == 200, got.text
+    assert [i["id"] for i in got.json()] == [ids["high"], ids["older"], ids["newer"], ids["low"]]
+    assert [i["priority"] for i in got.json()] == ["HIGH", "NORMAL", "NORMAL", "LOW"]
 
 
 def test_unread_poll_uses_the_partial_index(engine):
-    with engine.connect() as conn:
-        conn.exec_driver_sql("SET enable_seqscan = off")
-        plan = "\n".join(
-            r[0]
-            for r in conn.exec_driver_sql(
-                "EXPLAIN SELECT id FROM crm_notifications WHERE read = false "
-                "AND target_system = 'BZION_HUB' ORDER BY priority_rank DESC, created_at LIMIT 100"
-            )
-        )
-    assert "idx_crm_notifications_unread" in plan
+    """EXPLAIN of the product's own pull statement, compiled as it is sent to PostgreSQL."""
+    stmt = pull_statement("BZION_HUB", read=False, limit=100)
+    sql = str(stmt.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+    assert "read = false" in sql, sql
+    with engine.begin() as conn:
+        conn.execute(text("SET LOCAL enable_seqscan = off"))  # the planner's choice on tiny tables
+        plan = "\n".join(r[0] for r in conn.execute(text("EXPLAIN " + sql)))
+    assert "idx_crm_notifications_unread" in plan, plan
 
 
-def test_ids_in_response_are_uuids(client):
-    body = client.post(
-        "/api/forms/submit", json={"formType": "contact_us", "email": "a@b.io"}
-    ).json()
+def test_ids_in_response_are_uuids(client, engine):
+    r = client.post("/api/forms/submit", json={"formType": "contact_us", "email": "a@b.io"})
+    assert r.status_code == 201, r.text
+    body = r.json()
     for key in ("formSubmissionId", "leadId", "notificationId"):
-        uuid.UUID(body[key])
+        assert str(uuid.UUID(body[key])) == body[key], (key, body[key])  # canonical UUID text
+    (form,) = rows(engine, "SELECT id FROM form_submissions")
+    (lead,) = rows(engine, "SELECT id FROM leads")
+    (note,) = rows(engine, "SELECT id FROM crm_notifications")
+    assert (body["formSubmissionId"], body["leadId"], body["notificationId"]) == (
+        str(form["id"]),
+        str(lead["id"]),
+        str(note["id"]),
+    )

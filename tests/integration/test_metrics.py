@@ -11,9 +11,11 @@ from pathlib import Path
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
+from sqlalchemy.dialects import postgresql
 
+from domain.outbox.queries import unread_by_target_statement
 from domain.rules import RetryPolicy
-from infra.metrics import exposition, unread_by_target
+from infra.metrics import exposition
 from infra.settings import Secret, Settings, Target
 from tests.conftest import rows
 from tests.e2e.harness import ROOT, SECRET, Receiver
@@ -161,27 +163,12 @@ def test_unread_gauges_are_read_from_the_database_at_scrape_time(client, engine)
 
 
 def test_the_unread_query_is_served_by_the_partial_unread_index(engine):
-    from sqlalchemy.dialects import postgresql
-
-    captured: list[str] = []
-
-    class Conn:  # compiles the statement unread_by_target runs, without running it
-        async def execute(self, stmt):
-            captured.append(
-                str(
-                    stmt.compile(
-                        dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
-                    )
-                )
-            )
-            return []
-
-    import asyncio
-
-    asyncio.run(unread_by_target(Conn()))  # type: ignore[arg-type]
+    """EXPLAIN of the one unread-per-target statement (metrics, alerts, stats, monitoring)."""
+    stmt = unread_by_target_statement()
+    sql = str(stmt.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
     with engine.begin() as conn:
         conn.execute(text("SET LOCAL enable_seqscan = off"))
-        plan = "\n".join(r[0] for r in conn.execute(text("EXPLAIN " + captured[0])))
+        plan = "\n".join(r[0] for r in conn.execute(text("EXPLAIN " + sql)))
     assert "idx_crm_notifications_unread" in plan, plan
 
 

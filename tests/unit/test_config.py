@@ -81,3 +81,15 @@ def test_empty_target_variables_count_as_unset():
         ).targets
         == ()
     )
+
+
+def test_an_empty_environment_gives_the_fields_own_defaults():
+    """Defaults are declared once, on the Settings fields; from_env reads them back."""
+    from dataclasses import fields
+
+    from_env, declared = Settings.from_env({}), Settings()
+    derived = {"secret_key", "rate_limit_redis_url"}  # random per process; from the broker URL
+    for f in fields(Settings):
+        if f.name not in derived:
+            assert getattr(from_env, f.name) == getattr(declared, f.name), f.name
+    assert from_env.rate_limit_redis_url == "redis://127.0.0.1:6379/1"
