@@ -6,14 +6,14 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from litestar import Controller, Request, get, patch, post
+from litestar import Controller, get, patch, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from api.admin.auth import admin_only
+from api.admin.params import AdminRequest, Limit
 from api.admin.transaction import run
-from domain.accounts.users import SessionUser
 from domain.enums import LeadStatus, LeadType
 from domain.leads.audit import lead_history
 from domain.leads.lifecycle import (
@@ -34,10 +34,6 @@ from domain.leads.queries import (
     lead_counts,
     list_leads,
 )
-from infra.keyset import MAX_PAGE_SIZE
-
-AdminRequest = Request[SessionUser, Any, Any]
-Limit = Annotated[int, QueryParameter(ge=1, le=MAX_PAGE_SIZE, description="page size")]
 
 
 def lead_filters(
