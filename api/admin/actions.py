@@ -17,7 +17,7 @@ from litestar.response import Redirect, Template
 from api.admin.auth import admin_only
 from api.admin.dashboard_support import back_to, flash, on_refused_action
 from api.admin.params import AdminRequest
-from api.admin.transaction import run
+from api.transaction import Conn
 from domain.enums import LeadStatus
 from domain.errors import DomainError
 from domain.leads.csv_io import BadFile, import_leads, read_csv
@@ -56,12 +56,12 @@ class DashboardActionsController(Controller):
         self,
         request: AdminRequest,
         state: State,
+        conn: Conn,
         lead_id: FromPath[uuid.UUID],
         data: URLEncodedBody[StatusForm],
     ) -> Redirect:
         actor, routes = request.user.email, state.settings.routes
-        cmd = UpdateLead(status=data.status)
-        lead = await run(state, lambda conn: update_lead(conn, lead_id, cmd, actor, routes))
+        lead = await update_lead(conn, lead_id, UpdateLead(status=data.status), actor, routes)
         flash(request, "ok", f"{lead.email} is now {lead.status.value}.")
         return Redirect(back_to(data.next))
 
@@ -70,12 +70,13 @@ class DashboardActionsController(Controller):
         self,
         request: AdminRequest,
         state: State,
+        conn: Conn,
         lead_id: FromPath[uuid.UUID],
         data: URLEncodedBody[AssignForm],
     ) -> Redirect:
         actor, routes = request.user.email, state.settings.routes
         cmd = UpdateLead(assigned_to=data.assigned_to.strip() or None)
-        lead = await run(state, lambda conn: update_lead(conn, lead_id, cmd, actor, routes))
+        lead = await update_lead(conn, lead_id, cmd, actor, routes)
         who = lead.assigned_to or "nobody"
         flash(request, "ok", f"{lead.email} is assigned to {who}.")
         return Redirect(back_to(data.next))
@@ -85,11 +86,12 @@ class DashboardActionsController(Controller):
         self,
         request: AdminRequest,
         state: State,
+        conn: Conn,
         lead_id: FromPath[uuid.UUID],
         data: URLEncodedBody[BackForm],
     ) -> Redirect:
         actor, routes = request.user.email, state.settings.routes
-        done = await run(state, lambda conn: convert_lead(conn, lead_id, actor, routes))
+        done = await convert_lead(conn, lead_id, actor, routes)
         how = "a new customer" if done.customer_created else "the existing customer"
         flash(request, "ok", f"{done.lead.email} converted to {how}.")
         return Redirect(back_to(data.next))
@@ -98,20 +100,21 @@ class DashboardActionsController(Controller):
     async def replay(
         self,
         request: AdminRequest,
-        state: State,
+        conn: Conn,
         notification_id: FromPath[uuid.UUID],
         data: URLEncodedBody[BackForm],
     ) -> Redirect:
-        note = await run(state, lambda conn: replay_notification(conn, notification_id))
-        after_commit = state.get("after_commit")
-        if after_commit is not None:
-            after_commit()
+        note = await replay_notification(conn, notification_id)
         flash(request, "ok", f"{note.type} for {note.target_system} queued again.")
         return Redirect(back_to(data.next))
 
     @post("/leads/import", request_max_body_size=MAX_UPLOAD_BYTES, status_code=200)
     async def import_csv(
-        self, request: AdminRequest, state: State, data: MultipartBody[ImportForm]
+        self,
+        request: AdminRequest,
+        state: State,
+        conn: Conn,
+        data: MultipartBody[ImportForm],
     ) -> Template:
         raw = await data.file.read()
         stream = io.StringIO(codecs.decode(raw, "utf-8-sig", errors="replace"), newline="")
@@ -119,7 +122,7 @@ class DashboardActionsController(Controller):
             rows = list(read_csv(stream))
         except BadFile as exc:
             raise DomainError(f"{data.file.filename}: {exc}", field="file") from exc
-        report = await import_leads(state.db, rows, request.user.email, state.settings.routes)
+        report = await import_leads(conn, rows, request.user.email, state.settings.routes)
         return Template(
             "admin/import.html",
             context={"report": report, "filename": data.file.filename, "user": request.user},

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, HttpMethod, route
-from litestar.datastructures import State
 from litestar.params import QueryParameter
 
 from api.admin.auth import admin_only
 from api.admin.params import Limit
-from api.admin.transaction import run
+from api.transaction import Conn
 from domain.reporting.overview import CrmSync, CrmSyncCursors, crm_sync
 
 
@@ -23,9 +22,6 @@ class CrmSyncController(Controller):
     guards = [admin_only]
     tags = ["admin: crm-sync"]
 
-    async def _answer(self, state: State, limit: int, cursors: CrmSyncCursors) -> CrmSync:
-        return await run(state, lambda conn: crm_sync(conn, limit, cursors))
-
     @route(
         "/",
         http_method=[HttpMethod.GET, HttpMethod.POST],
@@ -34,7 +30,7 @@ class CrmSyncController(Controller):
     )
     async def read(
         self,
-        state: State,
+        conn: Conn,
         limit: Limit = 20,
         leads_cursor: Annotated[str | None, _cursor("leads")] = None,
         forms_cursor: Annotated[str | None, _cursor("forms")] = None,
@@ -44,4 +40,4 @@ class CrmSyncController(Controller):
         cursors = CrmSyncCursors(
             leads_cursor, forms_cursor, subscribers_cursor, notifications_cursor
         )
-        return await self._answer(state, limit, cursors)
+        return await crm_sync(conn, limit, cursors)

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, get
-from litestar.datastructures import State
 from litestar.params import QueryParameter
 
 from api.admin.auth import admin_only
-from api.admin.transaction import run
+from api.transaction import Conn
 from domain.reporting.monitoring import Monitoring, monitoring
 
 
@@ -20,6 +19,6 @@ class MonitoringController(Controller):
 
     @get("/", summary="Daily new leads, status distribution, stale notifications, funnel")
     async def read(
-        self, state: State, days: Annotated[int, QueryParameter(ge=1, le=366)] = 7
+        self, conn: Conn, days: Annotated[int, QueryParameter(ge=1, le=366)] = 7
     ) -> Monitoring:
-        return await run(state, lambda conn: monitoring(conn, days))
+        return await monitoring(conn, days)

@@ -6,12 +6,11 @@ import uuid
 from typing import Annotated
 
 from litestar import Controller, get, post
-from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery, QueryParameter
 
 from api.admin.auth import admin_only
 from api.admin.params import Cursor, Limit
-from api.admin.transaction import run
+from api.transaction import Conn
 from domain.enums import NotificationStatus
 from domain.reporting.overview import (
     Attempt,
@@ -33,7 +32,7 @@ class NotificationController(Controller):
     @get("/", summary="List notifications (status, targetSystem, read; keyset pagination)")
     async def index(
         self,
-        state: State,
+        conn: Conn,
         status: FromQuery[NotificationStatus | None] = None,
         target_system: Annotated[
             str | None, QueryParameter(name="targetSystem", max_length=50)
@@ -43,20 +42,16 @@ class NotificationController(Controller):
         cursor: Cursor = None,
     ) -> Page:
         filters = NotificationFilters(status, target_system, read)
-        return await run(state, lambda conn: list_notifications(conn, limit, cursor, filters))
+        return await list_notifications(conn, limit, cursor, filters)
 
     @get("/{notification_id:uuid}", summary="One notification")
-    async def get_one(self, state: State, notification_id: FromPath[uuid.UUID]) -> NotificationView:
-        return await run(state, lambda conn: get_notification(conn, notification_id))
+    async def get_one(self, conn: Conn, notification_id: FromPath[uuid.UUID]) -> NotificationView:
+        return await get_notification(conn, notification_id)
 
     @post("/{notification_id:uuid}/replay", status_code=200, summary="Send a FAILED one again")
-    async def replay(self, state: State, notification_id: FromPath[uuid.UUID]) -> NotificationView:
-        view = await run(state, lambda conn: replay_notification(conn, notification_id))
-        after_commit = state.get("after_commit")
-        if after_commit is not None:
-            after_commit()  # wake the dispatcher, best-effort
-        return view
+    async def replay(self, conn: Conn, notification_id: FromPath[uuid.UUID]) -> NotificationView:
+        return await replay_notification(conn, notification_id)
 
     @get("/{notification_id:uuid}/attempts", summary="Delivery attempts of a notification")
-    async def attempts(self, state: State, notification_id: FromPath[uuid.UUID]) -> list[Attempt]:
-        return await run(state, lambda conn: notification_attempts(conn, notification_id))
+    async def attempts(self, conn: Conn, notification_id: FromPath[uuid.UUID]) -> list[Attempt]:
+        return await notification_attempts(conn, notification_id)

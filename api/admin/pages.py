@@ -11,14 +11,13 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from litestar import Controller, Request, get
-from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Template
 
 from api.admin.auth import admin_only
 from api.admin.dashboard_support import on_refused_action, take_flash
 from api.admin.params import AdminRequest
-from api.admin.transaction import run
+from api.transaction import Conn
 from domain.enums import (
     FormType,
     LeadStatus,
@@ -61,7 +60,7 @@ class DashboardPagesController(Controller):
     async def page(
         self,
         request: AdminRequest,
-        state: State,
+        conn: Conn,
         tab: FromQuery[str] = "leads",
         cursor: Annotated[str | None, QueryParameter(max_length=500)] = None,
         status: Text = None,
@@ -118,7 +117,7 @@ class DashboardPagesController(Controller):
                 context["page"] = await list_notifications(conn, PAGE_SIZE, cursor, filters_n)
             return context
 
-        context = await run(state, view)
+        context = await view(conn)
         page = context["page"]
         context.update(
             tab=tab,
@@ -141,9 +140,9 @@ class DashboardPagesController(Controller):
 
     @get("/notifications/{notification_id:uuid}/attempts")
     async def attempts(
-        self, request: AdminRequest, state: State, notification_id: FromPath[uuid.UUID]
+        self, request: AdminRequest, conn: Conn, notification_id: FromPath[uuid.UUID]
     ) -> Template:
-        attempts = await run(state, lambda conn: notification_attempts(conn, notification_id))
+        attempts = await notification_attempts(conn, notification_id)
         return Template(
             "admin/attempts.html",
             context={
