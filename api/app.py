@@ -17,6 +17,7 @@ from api.observability import MetricsController, edge, litestar_logging
 from api.protection import cors, rate_limit, rate_limited, shared_store
 from api.public import PublicController
 from api.pull import PullController
+from api.transaction import DEPENDENCIES, WAKER
 from api.wakeup import Waker
 from infra.db import Database
 from infra.logs import configure_logging
@@ -33,12 +34,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # passes, which otherwise walk it all and stall every request in flight.
         gc.collect()
         gc.freeze()
-        # Wake the dispatcher after each commit when something pushes; else rows wait for pulls.
-        app.state.after_commit = Waker(settings) if settings.push_targets else None
+        # Woken after each commit that wrote outbox rows (api/transaction.py) when something
+        # pushes; else rows wait for pulls.
+        app.state[WAKER] = Waker(settings) if settings.push_targets else None
 
     async def shutdown(app: Litestar) -> None:
-        if app.state.after_commit is not None:
-            app.state.after_commit.close()
+        if (waker := app.state.get(WAKER)) is not None:
+            waker.close()
         await app.state.db.dispose()
         if limiter is not None:
             await limiter.close()
@@ -64,6 +66,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             admin.SESSION_STORE: shared_store(settings, "crm-sessions"),
             admin.LOGIN_RATE_LIMIT_STORE: shared_store(settings, "crm-login-attempts"),
         },
+        dependencies=DEPENDENCIES,  # the one transaction boundary (api/transaction.py)
         cors_config=cors(settings),
         template_config=admin_side.template_config,
         state=State({"settings": settings}),

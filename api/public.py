@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.errors import PUBLIC_ERROR_RESPONSES
 from api.observability import current_request_id
+from api.transaction import Conn, Tx, after_commit
 from domain.intake import idempotency
 from domain.intake.commands import Register, SubmitForm, SubmitRfq, Subscribe
 from domain.intake.forms import FormSubmitted, submit_form, submit_form_alone
@@ -22,7 +23,6 @@ from domain.intake.origin import Origin
 from domain.intake.registration import Registered, register
 from domain.intake.rfq import QuoteSubmitted, submit_rfq
 from domain.intake.spam import decoy_form, decoy_quote, decoy_subscription, is_bot
-from infra.db import Database
 from infra.settings import Settings
 
 IdempotencyKey = Annotated[
@@ -49,28 +49,24 @@ def origin_of(request: Request) -> Origin:
 
 async def respond(
     request: Request,
-    state: State,
+    conn: AsyncConnection,
     use_case: Callable[[AsyncConnection], Awaitable[msgspec.Struct]],
     key: str | None,
     status_code: int,
-    one_statement: bool = False,
 ) -> Response:
-    settings: Settings = state.settings
-    db: Database = state.db
+    """Run the use case in the request's transaction (api/transaction.py), which also holds
+    the Idempotency-Key record, and answer with its result or the replayed first answer."""
+    settings: Settings = request.app.state.settings
     outcome = await idempotency.run(
-        db,
+        conn,
         use_case,
         status_code=status_code,
         scope=request.url.path,
         key=key,
         request_body=await request.body() if key else b"",
         ttl=settings.idempotency_ttl,
-        one_statement=one_statement,
     )
     headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
-    after_commit = state.get("after_commit")
-    if after_commit is not None and not outcome.replayed:
-        after_commit()
     return Response(
         content=outcome.body,
         status_code=outcome.status_code,
@@ -98,6 +94,7 @@ class PublicController(Controller):
         self,
         request: Request,
         state: State,
+        transaction: Tx,
         data: JSONBody[SubmitForm],
         idempotency_key: IdempotencyKey,
     ) -> Response[FormSubmitted]:
@@ -106,22 +103,21 @@ class PublicController(Controller):
         origin, routes = origin_of(request), state.settings.routes
         if idempotency_key is None:
             # The hot path. Without a key nothing shares the form's transaction: it is one
-            # statement on its own, one round trip. Answers exactly as respond() does.
+            # statement (group commit), committed when this returns; the request's transaction
+            # is never opened. Answers exactly as respond() does.
             result = await submit_form_alone(state.db, data, origin, routes)
-            after_commit = state.get("after_commit")
-            if after_commit is not None:
-                after_commit()
+            if result.notification_ids:
+                after_commit(state)
             answer: Response[Any] = Response(
                 content=msgspec.json.encode(result), status_code=201, media_type="application/json"
             )
             return answer
         return await respond(
             request,
-            state,
+            await transaction.connection(),
             lambda conn: submit_form(conn, data, origin, routes),
             idempotency_key,
             201,
-            one_statement=True,
         )
 
     @post(
@@ -134,12 +130,13 @@ class PublicController(Controller):
         self,
         request: Request,
         state: State,
+        conn: Conn,
         data: JSONBody[Register],
         idempotency_key: IdempotencyKey,
     ) -> Response[Registered]:
         origin, routes = origin_of(request), state.settings.routes
         return await respond(
-            request, state, lambda conn: register(conn, data, origin, routes), idempotency_key, 201
+            request, conn, lambda c: register(c, data, origin, routes), idempotency_key, 201
         )
 
     @post(
@@ -152,6 +149,7 @@ class PublicController(Controller):
         self,
         request: Request,
         state: State,
+        conn: Conn,
         data: JSONBody[Subscribe],
         idempotency_key: IdempotencyKey,
     ) -> Response[Subscription]:
@@ -160,8 +158,8 @@ class PublicController(Controller):
         origin, routes = origin_of(request), state.settings.routes
         return await respond(
             request,
-            state,
-            lambda conn: subscribe(conn, data.email, origin, routes),
+            conn,
+            lambda c: subscribe(c, data.email, origin, routes),
             idempotency_key,
             201,
         )
@@ -176,11 +174,12 @@ class PublicController(Controller):
         self,
         request: Request,
         state: State,
+        conn: Conn,
         data: JSONBody[Subscribe],
         idempotency_key: IdempotencyKey,
     ) -> Response[Unsubscription]:
         return await respond(
-            request, state, lambda conn: unsubscribe(conn, data.email), idempotency_key, 200
+            request, conn, lambda c: unsubscribe(c, data.email), idempotency_key, 200
         )
 
     @post(
@@ -193,6 +192,7 @@ class PublicController(Controller):
         self,
         request: Request,
         state: State,
+        conn: Conn,
         data: JSONBody[SubmitRfq],
         idempotency_key: IdempotencyKey,
     ) -> Response[QuoteSubmitted]:
@@ -201,8 +201,8 @@ class PublicController(Controller):
         origin, routes = origin_of(request), state.settings.routes
         return await respond(
             request,
-            state,
-            lambda conn: submit_rfq(conn, data, origin, routes),
+            conn,
+            lambda c: submit_rfq(c, data, origin, routes),
             idempotency_key,
             201,
         )

@@ -11,6 +11,7 @@ from litestar.datastructures import State
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.params import FromPath, QueryParameter
 
+from api.transaction import Conn
 from domain.errors import NotFound
 from domain.outbox.delivery import acknowledge
 from domain.outbox.queries import list_for_target
@@ -41,21 +42,24 @@ class PullController(Controller):
         self,
         request: Request,
         state: State,
+        conn: Conn,
         target_system: Annotated[str, QueryParameter(name="targetSystem", max_length=50)],
         read: Annotated[bool | None, QueryParameter()] = False,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     ) -> list[dict[str, Any]]:
         if target_for_key(request, state.settings) != target_system:
             raise PermissionDeniedException("this API key belongs to another target system")
-        async with state.db.transaction() as conn:
-            return await list_for_target(conn, target_system, read, limit)
+        return await list_for_target(conn, target_system, read, limit)
 
     @post("/{notification_id:uuid}/ack", status_code=200, summary="Acknowledge a notification")
     async def ack(
-        self, request: Request, state: State, notification_id: FromPath[uuid.UUID]
+        self,
+        request: Request,
+        state: State,
+        conn: Conn,
+        notification_id: FromPath[uuid.UUID],
     ) -> dict[str, Any]:
         target = target_for_key(request, state.settings)
-        async with state.db.transaction() as conn:
-            if not await acknowledge(conn, target, notification_id):
-                raise NotFound(f"no notification {notification_id} for {target}")
+        if not await acknowledge(conn, target, notification_id):
+            raise NotFound(f"no notification {notification_id} for {target}")
         return {"id": str(notification_id), "read": True}

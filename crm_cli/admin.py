@@ -84,12 +84,14 @@ def import_command(file: Path, batch_size: int, actor: str) -> None:
             yield from rows
 
         with click.progressbar(length=total, label="Importing leads", file=sys.stderr) as bar:
-            report = with_database(
-                settings,
-                lambda db: import_leads(
-                    db, all_rows(), actor, settings.routes, batch_size, bar.update
-                ),
-            )
+
+            async def work(db: Database) -> Any:
+                async with db.transaction() as conn:  # the whole file, or nothing
+                    return await import_leads(
+                        conn, all_rows(), actor, settings.routes, batch_size, bar.update
+                    )
+
+            report = with_database(settings, work)
     for error in report.errors:
         click.echo(f"{file}:{error.line}: {error.reason}", err=True)
     click.echo(

@@ -62,7 +62,7 @@ def with_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) 
 
 
 class Database:
-    """The API's async engine, plus an autocommit twin for single-statement writes.
+    """The API's async engine.
 
     On PostgreSQL, statements that are a whole use case on their own (`execute_one`) go through
     psycopg's own connection pool instead: no SQLAlchemy pool checkout, compile or greenlet hop
@@ -85,7 +85,6 @@ class Database:
         else:
             self.engine = create_async_engine(url)
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
-        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._writes: AsyncConnectionPool[PgConnection[Any]] | None = None  # opened on first use
         self._writes_lock = asyncio.Lock()
         self._group: GroupCommit | None = None
@@ -95,14 +94,9 @@ class Database:
         return self.engine.dialect
 
     @asynccontextmanager
-    async def transaction(self, one_statement: bool = False) -> AsyncIterator[AsyncConnection]:
-        """One use case, one transaction.
-
-        `one_statement=True` promises a single SQL statement: on PostgreSQL it then runs in
-        autocommit mode, which is just as atomic and saves the BEGIN and COMMIT round trips.
-        """
-        engine = self._autocommit if one_statement and self.is_postgres else self.engine
-        async with engine.begin() as conn:
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """One transaction, for commands and workers (the API's is api/transaction.py)."""
+        async with self.engine.begin() as conn:
             yield conn
 
     async def execute_one(self, sql: bytes, values: Sequence[Any]) -> None:

@@ -15,6 +15,7 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
+from api.admin.actions import DashboardActionsController
 from api.admin.auth import (
     LOGIN_RATE_LIMIT_STORE,
     SESSION_STORE,
@@ -23,9 +24,13 @@ from api.admin.auth import (
     security_middleware,
     whoami,
 )
-from api.admin.crm_sync import CrmSyncController, MonitoringController, NotificationController
-from api.admin.dashboard import EXCEPTION_HANDLERS, DashboardAuthController, DashboardController
+from api.admin.crm_sync import CrmSyncController
+from api.admin.dashboard_support import EXCEPTION_HANDLERS
 from api.admin.leads import LeadController
+from api.admin.monitoring import MonitoringController
+from api.admin.notifications import NotificationController
+from api.admin.pages import DashboardPagesController
+from api.admin.signin import DashboardAuthController
 from infra.settings import Settings
 
 API_DIR = Path(__file__).resolve().parent.parent
@@ -55,7 +60,11 @@ def build(settings: Settings) -> AdminSide:
     )
     pages = Router(
         path="/",
-        route_handlers=[DashboardAuthController, DashboardController],
+        route_handlers=[
+            DashboardAuthController,
+            DashboardPagesController,
+            DashboardActionsController,
+        ],
         middleware=security_middleware(settings),
         exception_handlers=EXCEPTION_HANDLERS,
         include_in_schema=False,

@@ -6,14 +6,14 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from litestar import Controller, Request, get, patch, post
+from litestar import Controller, get, patch, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from api.admin.auth import admin_only
-from api.admin.transaction import run
-from domain.accounts.users import SessionUser
+from api.admin.params import AdminRequest, Limit
+from api.transaction import Conn
 from domain.enums import LeadStatus, LeadType
 from domain.leads.audit import lead_history
 from domain.leads.lifecycle import (
@@ -34,10 +34,6 @@ from domain.leads.queries import (
     lead_counts,
     list_leads,
 )
-from infra.keyset import MAX_PAGE_SIZE
-
-AdminRequest = Request[SessionUser, Any, Any]
-Limit = Annotated[int, QueryParameter(ge=1, le=MAX_PAGE_SIZE, description="page size")]
 
 
 def lead_filters(
@@ -64,51 +60,50 @@ class LeadController(Controller):
     @get("/", summary="List leads (filters, sort, keyset pagination)")
     async def index(
         self,
-        state: State,
+        conn: Conn,
         filters: NamedDependency[LeadFilters],
         sort: FromQuery[LeadSort] = LeadSort.SCORE,
         limit: Limit = 20,
         cursor: Annotated[str | None, QueryParameter(max_length=500)] = None,
     ) -> LeadPage:
-        return await run(state, lambda conn: list_leads(conn, filters, sort, limit, cursor))
+        return await list_leads(conn, filters, sort, limit, cursor)
 
     @get("/counts", summary="Lead counts by type and by status")
-    async def counts(self, state: State) -> LeadCounts:
-        return await run(state, lead_counts)
+    async def counts(self, conn: Conn) -> LeadCounts:
+        return await lead_counts(conn)
 
     @get("/{lead_id:uuid}", summary="One lead")
-    async def get_one(self, state: State, lead_id: FromPath[uuid.UUID]) -> LeadView:
-        return await run(state, lambda conn: get_lead(conn, lead_id))
+    async def get_one(self, conn: Conn, lead_id: FromPath[uuid.UUID]) -> LeadView:
+        return await get_lead(conn, lead_id)
 
     @get("/{lead_id:uuid}/history", summary="Audit trail of one lead")
-    async def history(self, state: State, lead_id: FromPath[uuid.UUID]) -> list[dict[str, Any]]:
-        async def use_case(conn: Any) -> list[dict[str, Any]]:
-            await get_lead(conn, lead_id)  # 404 for an unknown lead
-            return await lead_history(conn, lead_id)
-
-        return await run(state, use_case)
+    async def history(self, conn: Conn, lead_id: FromPath[uuid.UUID]) -> list[dict[str, Any]]:
+        await get_lead(conn, lead_id)  # 404 for an unknown lead
+        return await lead_history(conn, lead_id)
 
     @post("/", summary="Create a lead by hand (source manual_import, emits NEW_LEAD)")
     async def create(
-        self, request: AdminRequest, state: State, data: JSONBody[CreateLead]
+        self, request: AdminRequest, state: State, conn: Conn, data: JSONBody[CreateLead]
     ) -> LeadView:
-        actor, routes = request.user.email, state.settings.routes
-        return await run(state, lambda conn: create_lead(conn, data, actor, routes))
+        return await create_lead(conn, data, request.user.email, state.settings.routes)
 
     @patch("/{lead_id:uuid}", summary="Change status, assignee or score")
     async def update(
         self,
         request: AdminRequest,
         state: State,
+        conn: Conn,
         lead_id: FromPath[uuid.UUID],
         data: JSONBody[UpdateLead],
     ) -> LeadView:
-        actor, routes = request.user.email, state.settings.routes
-        return await run(state, lambda conn: update_lead(conn, lead_id, data, actor, routes))
+        return await update_lead(conn, lead_id, data, request.user.email, state.settings.routes)
 
     @post("/{lead_id:uuid}/convert", status_code=200, summary="Convert a lead to a customer")
     async def convert(
-        self, request: AdminRequest, state: State, lead_id: FromPath[uuid.UUID]
+        self,
+        request: AdminRequest,
+        state: State,
+        conn: Conn,
+        lead_id: FromPath[uuid.UUID],
     ) -> Conversion:
-        actor, routes = request.user.email, state.settings.routes
-        return await run(state, lambda conn: convert_lead(conn, lead_id, actor, routes))
+        return await convert_lead(conn, lead_id, request.user.email, state.settings.routes)

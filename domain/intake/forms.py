@@ -116,6 +116,6 @@ async def submit_form_alone(
     if db.is_postgres:
         await db.write_grouped(writes)  # one statement, shared with concurrent submissions
     else:
-        async with db.transaction(one_statement=True) as conn:
+        async with db.transaction() as conn:
             await insert_all(conn, writes)
     return result

@@ -8,14 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import msgspec
-from sqlalchemy import and_, delete, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import and_, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.errors import IdempotencyKeyReused
 from domain.models import IDEMPOTENCY_KEYS as KEYS
 from domain.models import utcnow
-from infra.db import Database
+from infra.db import insert_for
 
 UseCase = Callable[[AsyncConnection], Awaitable[msgspec.Struct]]
 
@@ -37,15 +36,16 @@ async def delete_expired_keys(conn: AsyncConnection, ttl: timedelta, now: dateti
     return result.rowcount
 
 
-async def _stored(db: Database, scope: str, key: str, fp: str, ttl: timedelta) -> Outcome | None:
-    async with db.engine.connect() as conn:
-        row = (
-            await conn.execute(
-                select(KEYS.c.fingerprint, KEYS.c.status_code, KEYS.c.body).where(
-                    KEYS.c.scope == scope, KEYS.c.key == key, KEYS.c.created_at > utcnow() - ttl
-                )
+async def _stored(
+    conn: AsyncConnection, scope: str, key: str, fp: str, ttl: timedelta
+) -> Outcome | None:
+    row = (
+        await conn.execute(
+            select(KEYS.c.fingerprint, KEYS.c.status_code, KEYS.c.body).where(
+                KEYS.c.scope == scope, KEYS.c.key == key, KEYS.c.created_at > utcnow() - ttl
             )
-        ).first()
+        )
+    ).first()
     if row is None:
         return None
     if row.fingerprint != fp:
@@ -54,7 +54,7 @@ async def _stored(db: Database, scope: str, key: str, fp: str, ttl: timedelta) -
 
 
 async def run(
-    db: Database,
+    conn: AsyncConnection,
     use_case: UseCase,
     *,
     status_code: int,
@@ -62,41 +62,33 @@ async def run(
     key: str | None,
     request_body: bytes,
     ttl: timedelta,
-    one_statement: bool = False,
 ) -> Outcome:
-    """Run a use case in one transaction, recording its response under the key if one is given."""
+    """Run a use case in the caller's transaction, recording its response under the key if one
+    is given: the record commits or rolls back with the use case's rows."""
     if key is None:
-        async with db.transaction(one_statement=one_statement) as conn:
-            result = await use_case(conn)
-        return Outcome(status_code, msgspec.json.encode(result))
+        return Outcome(status_code, msgspec.json.encode(await use_case(conn)))
     fp = fingerprint(request_body)
-    stored = await _stored(db, scope, key, fp, ttl)
+    stored = await _stored(conn, scope, key, fp, ttl)
     if stored is not None:
         return stored
-    try:
-        async with db.transaction() as conn:
-            result = await use_case(conn)
-            body = msgspec.json.encode(result)
-            now = utcnow()
-            await conn.execute(
-                delete(KEYS).where(
-                    and_(KEYS.c.scope == scope, KEYS.c.key == key, KEYS.c.created_at <= now - ttl)
-                )
-            )
-            await conn.execute(
-                insert(KEYS).values(
-                    key=key,
-                    scope=scope,
-                    fingerprint=fp,
-                    status_code=status_code,
-                    body=body,
-                    created_at=now,
-                )
-            )
-    except IntegrityError:
-        # A concurrent request with the same key committed first; ours rolled back whole.
-        stored = await _stored(db, scope, key, fp, ttl)
-        if stored is None:
-            raise
+    # Claim the key before the use case runs. A concurrent request with the same key waits here
+    # on the key's unique index until the first one commits, then finds its record instead of
+    # failing the transaction on a duplicate.
+    now = utcnow()
+    where = and_(KEYS.c.scope == scope, KEYS.c.key == key)
+    await conn.execute(delete(KEYS).where(where, KEYS.c.created_at <= now - ttl))
+    claim = (
+        insert_for(conn)(KEYS)
+        .values(key=key, scope=scope, fingerprint=fp, status_code=status_code, body=b"")
+        .values(created_at=now)
+        .on_conflict_do_nothing()
+        .returning(KEYS.c.key)
+    )
+    if (await conn.execute(claim)).first() is None:
+        stored = await _stored(conn, scope, key, fp, ttl)
+        if stored is None:  # the other request's record expired meanwhile
+            raise IdempotencyKeyReused("this Idempotency-Key is in use by another request")
         return stored
+    body = msgspec.json.encode(await use_case(conn))
+    await conn.execute(update(KEYS).where(where).values(body=body))
     return Outcome(status_code, body)

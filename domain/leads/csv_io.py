@@ -1,8 +1,9 @@
 """CSV import and export of leads.
 
 Import validates every row, reports each bad one with its line number and reason, and writes
-good rows in batches (one transaction each). Re-running a file is harmless: a lead with the
-same email and source already exists and is left as it is.
+good rows in batches of inserts, all in the caller's one transaction (an import that fails
+writes nothing). Re-running a file is harmless: a lead with the same email and source already
+exists and is left as it is.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import IO, Annotated, Any
 
 import msgspec
 from sqlalchemy import select, text, tuple_
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.enums import LeadStatus, LeadType
 from domain.intake.commands import Command, Email, Name, Phone
@@ -155,40 +157,39 @@ def _lead_row(lead: ImportLead, actor: str, now: Any) -> dict[str, Any]:
 
 
 async def _write_batch(
-    db: Database, batch: list[tuple[int, ImportLead]], actor: str, routes: Iterable[Route]
+    conn: AsyncConnection, batch: list[tuple[int, ImportLead]], actor: str, routes: Iterable[Route]
 ) -> int:
     """Insert the leads of a batch that do not exist yet (same email and source)."""
-    async with db.transaction() as conn:
-        if conn.dialect.name == "postgresql":
-            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": IMPORT_LOCK})
-        pairs = {(lead.email, lead.source) for _, lead in batch}
-        found = await conn.execute(
-            select(LEADS.c.email, LEADS.c.source).where(
-                tuple_(LEADS.c.email, LEADS.c.source).in_(list(pairs))
-            )
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": IMPORT_LOCK})
+    pairs = {(lead.email, lead.source) for _, lead in batch}
+    found = await conn.execute(
+        select(LEADS.c.email, LEADS.c.source).where(
+            tuple_(LEADS.c.email, LEADS.c.source).in_(list(pairs))
         )
-        existing = {(e, s) for e, s in found}
-        now = utcnow()
-        leads, notes, audit = [], [], []
-        for _, lead in batch:
-            if (lead.email, lead.source) in existing:
-                continue
-            row = _lead_row(lead, actor, now)
-            leads.append(row)
-            notes += new_lead_notifications(row, actor, now, routes)
-            audit += audit_rows(
-                row["id"],
-                actor,
-                now,
-                "imported",
-                {"status": (None, LeadStatus.NEW), "lead_score": (None, lead.lead_score)},
-            )
-        await insert_all(conn, [(LEADS, leads), (NOTIFICATIONS, notes), (LEAD_AUDIT, audit)])
-        return len(leads)
+    )
+    existing = {(e, s) for e, s in found}
+    now = utcnow()
+    leads, notes, audit = [], [], []
+    for _, lead in batch:
+        if (lead.email, lead.source) in existing:
+            continue
+        row = _lead_row(lead, actor, now)
+        leads.append(row)
+        notes += new_lead_notifications(row, actor, now, routes)
+        audit += audit_rows(
+            row["id"],
+            actor,
+            now,
+            "imported",
+            {"status": (None, LeadStatus.NEW), "lead_score": (None, lead.lead_score)},
+        )
+    await insert_all(conn, [(LEADS, leads), (NOTIFICATIONS, notes), (LEAD_AUDIT, audit)])
+    return len(leads)
 
 
 async def import_leads(
-    db: Database,
+    conn: AsyncConnection,
     rows: Iterable[tuple[int, dict[str, str]]],
     actor: str,
     routes: Iterable[Route],
@@ -202,7 +203,7 @@ async def import_leads(
 
     async def flush() -> None:
         if batch:
-            imported = await _write_batch(db, batch, actor, routes)
+            imported = await _write_batch(conn, batch, actor, routes)
             report.imported += imported
             report.existing += len(batch) - imported
             if progress is not None:

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from domain.enums import NotificationStatus
 from domain.models import ATTEMPTS, NOTIFICATIONS, utcnow
 from domain.outbox.queries import is_unread
+from domain.outbox.rows import mark_outbox_written
 from domain.rules import RetryPolicy
 
 N = NOTIFICATIONS
@@ -288,7 +289,10 @@ async def replay(conn: AsyncConnection, ids: Sequence[uuid.UUID] | None = None) 
         )
         .returning(N.c.id)
     )
-    return list(done.scalars())
+    replayed = list(done.scalars())
+    if replayed:
+        mark_outbox_written(conn)
+    return replayed
 
 
 async def attempts_of(conn: AsyncConnection, notification_id: uuid.UUID) -> list[dict[str, Any]]:

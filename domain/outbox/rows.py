@@ -14,10 +14,20 @@ from sqlalchemy import Dialect, Table, bindparam, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.enums import NotificationStatus, NotificationType
+from domain.models import NOTIFICATIONS
 from domain.rules import Route, priority_for, targets_for
 from infra.metrics import note_notifications
 
 Rows = list[dict[str, Any]]
+
+# Set in a connection's `info` when it writes outbox rows: the API's transaction boundary wakes
+# the dispatcher once that transaction has committed (api/transaction.py).
+OUTBOX_WRITTEN = "crm.outbox_written"
+
+
+def mark_outbox_written(conn: AsyncConnection) -> None:
+    """This connection's transaction has notifications to deliver once it commits."""
+    conn.info[OUTBOX_WRITTEN] = True
 
 
 def notification_rows(
@@ -168,6 +178,8 @@ async def insert_all(conn: AsyncConnection, writes: Writes) -> None:
     writes = [(t, rows) for t, rows in writes if rows]
     if not writes:
         return
+    if any(table is NOTIFICATIONS for table, _ in writes):
+        mark_outbox_written(conn)
     if conn.dialect.name == "postgresql" and len(writes) > 1:
         stmt = one_statement(conn.dialect, writes)
         if stmt is not None:
