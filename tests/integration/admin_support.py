@@ -7,6 +7,7 @@ from collections.abc import Callable
 from litestar.testing import TestClient
 
 from domain.accounts.users import create_admin
+from domain.errors import DuplicateEmail
 from infra.db import Database, with_database
 from infra.settings import Settings
 
@@ -16,9 +17,14 @@ ADMIN_EMAIL, ADMIN_PASSWORD = "boss@crm.example", "admin-pass-123"
 def make_admin(
     settings: Settings, email: str = ADMIN_EMAIL, password: str = ADMIN_PASSWORD
 ) -> None:
+    """Create the admin, or keep the one an earlier test of this run made (same credentials)."""
+
     async def go(db: Database) -> None:
-        async with db.transaction() as conn:
-            await create_admin(conn, email, password, "Bo Ss")
+        try:
+            async with db.transaction() as conn:
+                await create_admin(conn, email, password, "Bo Ss")
+        except DuplicateEmail:
+            pass
 
     with_database(settings, go)
 
