@@ -8,17 +8,12 @@ import sys
 
 from tests.conftest import rows
 from tests.e2e.harness import ROOT, Receiver, always, wait_for
+from tests.e2e.test_delivery import FORM, _state
 from tests.e2e.test_delivery_resilience import seed_notifications
-
-FORM = {"formType": "quote_request", "email": "buyer@company.com", "name": "John Smith"}
-
-
-def _state(engine, note_id):
-    (row,) = rows(engine, "SELECT * FROM crm_notifications WHERE id = :i", i=note_id)
-    return row
 
 
 def _attempts(engine, note_id):
+    """In the order they were made (a replay must not restart the numbers)."""
     return rows(
         engine,
         "SELECT attempt_number, http_status, error, started_at FROM crm_notification_attempts "
