@@ -239,7 +239,13 @@ class CrmNotification(Base):
         default=NotificationStatus.PENDING,
         server_default=NotificationStatus.PENDING.value,
     )
+    # Every attempt ever made (the next attempt's number is attempts + 1; a replay keeps it) ...
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # ... and those counted against CRM_MAX_ATTEMPTS: a replay starts them over, a 429/503
+    # with Retry-After does not add one.
+    # A server default only: a Python-side one would keep the API's inserts from being one
+    # grouped statement (domain/outbox/rows.py one_statement).
+    counted_attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     next_attempt_at: Mapped[datetime] = mapped_column(
         # A constant server default (due at once) so SQLite can add the column in place.
         DateTime(timezone=True),

@@ -113,6 +113,7 @@ class RetryPolicy:
     schedule: tuple[float, ...] = (5, 30, 120, 600, 3600)
     jitter: float = 0.1  # up to +10% of each step, so retries of a burst spread out
     max_attempts: int = 28  # five steps, then hourly: about a day of tries
+    retry_after_cap: float = 3600.0  # the longest a receiver's Retry-After can defer a row
 
     def delay(self, attempt_number: int) -> float:
         from tenacity import RetryCallState, wait_chain, wait_fixed, wait_random
@@ -124,6 +125,38 @@ class RetryPolicy:
 
     def exhausted(self, attempt_number: int) -> bool:
         return attempt_number >= self.max_attempts
+
+    def deferral(
+        self, http_status: int | None, retry_after: float | None, attempt_number: int
+    ) -> float | None:
+        """Seconds a receiver's Retry-After defers the next attempt, or None when it does not.
+
+        Only a 429 or 503 that names a delay counts: it is the receiver's load shedding, not a
+        failure, so it does not use up an attempt (`max_attempts`). The wait is capped
+        (`retry_after_cap`, so a bogus "wait a year" cannot park a row) and never shorter than
+        the backoff step the row is at (`delay(attempt_number)`, `attempt_number` counting
+        only counted attempts), so "Retry-After: 0" cannot make us hammer it.
+        """
+        if http_status not in RETRY_AFTER_STATUSES or retry_after is None:
+            return None
+        return max(min(retry_after, self.retry_after_cap), self.delay(attempt_number))
+
+
+# Answers whose Retry-After defers the next attempt without counting it (RFC 9110 15.5.20, 15.6.4).
+RETRY_AFTER_STATUSES = frozenset({429, 503})
+
+
+def delivery_batch_size(
+    batch_size: int, max_in_flight: int, lease_seconds: float, timeout_seconds: float
+) -> int:
+    """The most rows one claim may lease: what its lease and in-flight limit can send.
+
+    `max_in_flight` requests at a time, each at most `timeout_seconds`, make one wave; the
+    lease covers floor(lease / timeout) waves. Claim more and the tail of the batch could still
+    be queued when the lease ends, be claimed again by another worker and be delivered twice.
+    """
+    waves = max(1, int(lease_seconds // timeout_seconds)) if timeout_seconds > 0 else 1
+    return max(1, min(batch_size, max_in_flight * waves))
 
 
 # Lead pipeline (seed section 4): NEW -> CONTACTED -> QUALIFIED -> CONVERTED, and any open

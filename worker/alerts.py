@@ -25,6 +25,20 @@ def send_alert(settings: Settings, event: AlertEvent) -> None:
     if settings.alert_webhook_url is None:
         return
     try:
-        httpx.post(settings.alert_webhook_url.get(), json={"text": event.text}, timeout=5.0)
+        # Never follow a redirect (httpx's default, said out loud): the hook URL holds a token,
+        # and a 3xx must not send the alert on to whatever host Location names.
+        answer = httpx.post(
+            settings.alert_webhook_url.get(),
+            json={"text": event.text},
+            timeout=5.0,
+            follow_redirects=False,
+        )
     except httpx.HTTPError as exc:
         log.warning("alert webhook unreachable: %s", type(exc).__name__)
+        return
+    if not answer.is_success:
+        log.warning(
+            "alert webhook answered HTTP %d%s",
+            answer.status_code,
+            " (redirect not followed)" if answer.is_redirect else "",
+        )

@@ -4,6 +4,11 @@ Each target drains in its own loop, so a slow or dead target never holds up the 
 Within a target, LANES claim-deliver-record loops run side by side, so one lane's database
 round trips overlap another lane's deliveries and the HTTP pool never idles between batches
 (bench/drain.py measures it).
+
+No row is delivered twice because its lease ran out while it queued: a request's timeout starts
+once it holds one of the `max_in_flight` slots, a claim is never bigger than its lease and the
+slots can send (`delivery_batch_size`), and a row whose remaining lease can no longer cover a
+whole request (lanes and targets share the slots) is given back unsent, not posted late.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import aiohttp
 import msgspec
@@ -33,6 +39,7 @@ from domain.outbox.delivery import (
     record_results,
     release,
 )
+from domain.rules import delivery_batch_size
 from infra.settings import Settings, Target, async_url
 from worker.alerts import send_alert
 from worker.metrics import observe_recorded
@@ -72,6 +79,25 @@ class Dispatcher:
             async_url(settings.database_url), pool_size=4, max_overflow=4
         )
         self._session: aiohttp.ClientSession | None = None
+        self._slots: asyncio.Semaphore | None = None
+        # The lease covers at least two request timeouts, so a claim always has room for a
+        # first wave of requests started a few milliseconds after it.
+        self.lease = max(settings.lease, timedelta(seconds=2 * settings.delivery_timeout))
+        self.batch_size = delivery_batch_size(
+            settings.batch_size,
+            settings.max_in_flight,
+            self.lease.total_seconds(),
+            settings.delivery_timeout,
+        )
+        if self.lease != settings.lease or self.batch_size != settings.batch_size:
+            log.warning(
+                "claims of %d rows leased %.0f s (CRM_BATCH_SIZE %d, CRM_LEASE_SECONDS %.0f): "
+                "a claim never holds more than its lease and CRM_MAX_IN_FLIGHT can send",
+                self.batch_size,
+                self.lease.total_seconds(),
+                settings.batch_size,
+                settings.lease.total_seconds(),
+            )
         self._keys = {t.name: [secret_key(s) for s in t.secrets] for t in settings.push_targets}
         self.in_flight: set[uuid.UUID] = set()
         self.stopping = False  # set on SIGTERM: finish the batches in hand, claim no more
@@ -82,9 +108,15 @@ class Dispatcher:
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            s = self.settings
-            self._session = new_session(s.max_in_flight, s.delivery_timeout)
+            self._session = new_session(self.settings.max_in_flight)
         return self._session
+
+    @property
+    def slots(self) -> asyncio.Semaphore:
+        """The in-flight limit, shared by every target and lane of this process."""
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.settings.max_in_flight)
+        return self._slots
 
     def run(self, budget: float | None = None) -> DrainReport:
         return self.loop.run_until_complete(self.drain(budget))
@@ -130,18 +162,28 @@ class Dispatcher:
     ) -> None:
         s = self.settings
         while time.monotonic() < deadline and not self.stopping:
+            # Taken before the claim: the database's lease starts no earlier than this.
+            lease_ends = time.monotonic() + self.lease.total_seconds()
             async with self.engine.begin() as conn:
-                batch = await claim_due(conn, self.worker_id, [target.name], s.batch_size, s.lease)
+                batch = await claim_due(
+                    conn, self.worker_id, [target.name], self.batch_size, self.lease
+                )
             if not batch:
                 break
-            if on_full_batch is not None and len(batch) == s.batch_size:
+            if on_full_batch is not None and len(batch) == self.batch_size:
                 on_full_batch()
             self.in_flight.update(c.id for c in batch)
             alert = None
             try:
-                results = await self.deliver_batch(target, batch)
+                results = await self.deliver_batch(target, batch, lease_ends)
+                unsent = {c.id for c in batch} - {r.notification.id for r in results}
                 async with self.engine.begin() as conn:
                     recorded = await record_results(conn, results, s.retry_policy)
+                    if unsent:
+                        await release(conn, self.worker_id, list(unsent))
+                        log.warning(
+                            "%d row(s) given back unsent: their lease ran short", len(unsent)
+                        )
                     if recorded.failed:
                         # The alert row commits with the FAILED rows: no dead letter unannounced.
                         ids = [str(r.notification.id) for r in recorded.failed]
@@ -160,26 +202,43 @@ class Dispatcher:
                 # Log line and Slack-compatible POST off the loop: other lanes keep delivering.
                 loop = asyncio.get_running_loop()
                 report.alerts.append(loop.run_in_executor(None, send_alert, s, alert))
-            if len(batch) < s.batch_size:
+            if len(batch) < self.batch_size:
                 break
 
-    async def deliver_batch(self, target: Target, batch: Sequence[Claimed]) -> list[AttemptResult]:
+    async def deliver_batch(
+        self, target: Target, batch: Sequence[Claimed], lease_ends: float
+    ) -> list[AttemptResult]:
+        """Post the batch, at most `max_in_flight` at a time; rows not sent have no result.
+
+        Each request is signed and timed from the moment it holds a slot; one that could
+        not finish before `lease_ends` (monotonic) is not started at all.
+        """
         assert target.url is not None
         keys = self._keys[target.name]
         url = target.url
+        timeout = self.settings.delivery_timeout
 
-        async def one(n: Claimed) -> AttemptResult:
-            started_at = utcnow()
+        async def one(n: Claimed) -> AttemptResult | None:
             body = msgspec.json.encode(n.payload())
-            headers = webhook_headers(keys, str(n.id), int(time.time()), body)
-            if n.request_id:
-                headers["x-request-id"] = n.request_id
-            reply = await post(self.session, url, body, headers)
+            async with self.slots:
+                if time.monotonic() + timeout > lease_ends:
+                    return None  # another worker may claim it once the lease ends: not ours
+                started_at = utcnow()
+                headers = webhook_headers(keys, str(n.id), int(time.time()), body)
+                if n.request_id:
+                    headers["x-request-id"] = n.request_id
+                reply = await post(self.session, url, body, headers, timeout)
             return AttemptResult(
-                n, started_at, reply.duration_ms, reply.status, reply.error, reply.body
+                n,
+                started_at,
+                reply.duration_ms,
+                reply.status,
+                reply.error,
+                reply.body,
+                reply.retry_after,
             )
 
-        return list(await asyncio.gather(*(one(n) for n in batch)))
+        return [r for r in await asyncio.gather(*(one(n) for n in batch)) if r is not None]
 
     async def release_in_flight(self) -> int:
         """Give claimed rows back at once (graceful shutdown)."""

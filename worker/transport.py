@@ -5,6 +5,13 @@ aiohttp, not httpx, chosen by measurement (bench/http_clients.py, one loopback r
 8 in flight and 49/s at 64 (its pool slows as concurrency grows), aiohttp.ClientSession 4,253/s
 and 3,772/s (ceiling: wrk, 5,350/s). The design card's figures were ~1,270, ~290 and ~10,600/s.
 httpx stays for everything that is not this hot path (alerts, tests).
+
+Two rules live here. Redirects are never followed: aiohttp would turn a 301/302 POST into a
+body-less GET whose 200 looked like a delivery, and send the signed headers to whatever host
+`Location` names. And a request's timeout is its own: the caller holds one of the pool's slots
+before calling `post`, whose clock starts then, so time spent queueing for a connection never
+counts (aiohttp's `total` timeout would include it, and a slow receiver then turned into
+timeouts and double deliveries).
 """
 
 from __future__ import annotations
@@ -12,8 +19,12 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 import aiohttp
+
+LOCATION_EXCERPT = 300  # an untrusted header, kept short in the attempt log
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,35 +33,69 @@ class Reply:
     body: str | None
     error: str | None
     duration_ms: float
+    retry_after: float | None = None  # seconds the receiver asked us to wait, when it said so
 
 
-def new_session(max_in_flight: int, timeout: float) -> aiohttp.ClientSession:
-    """One pooled session per worker process, with a per-request timeout."""
+def new_session(max_in_flight: int) -> aiohttp.ClientSession:
+    """One pooled session per worker process; no session-wide timeout (see `post`)."""
     return aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=max_in_flight, limit_per_host=max_in_flight),
-        timeout=aiohttp.ClientTimeout(total=timeout),
+        # No aiohttp timeout at all: its `total` and `connect` include the wait for a pooled
+        # connection. `post` bounds the whole request once a slot is held instead.
+        timeout=aiohttp.ClientTimeout(total=None, connect=None, sock_connect=None, sock_read=None),
         raise_for_status=False,
         auto_decompress=False,
     )
 
 
 async def post(
-    session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str]
+    session: aiohttp.ClientSession,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    timeout: float,
 ) -> Reply:
+    """POST once, never following a redirect, within `timeout` seconds from now.
+
+    Call it while holding one of the dispatcher's `max_in_flight` slots (the connector's
+    limit), so a connection is free at once and the timeout measures the receiver only.
+    """
     started = time.perf_counter()
     try:
-        async with session.post(url, data=body, headers=headers) as resp:
-            excerpt = await resp.content.read(1024)
-            status = resp.status
-        return Reply(status, excerpt.decode("utf-8", "replace"), None, _ms(started))
+        async with asyncio.timeout(timeout):
+            async with session.post(url, data=body, headers=headers, allow_redirects=False) as resp:
+                excerpt = await resp.content.read(1024)
+                status = resp.status
+                location = resp.headers.get("Location")
+                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
     except TimeoutError:
         return Reply(None, None, "timeout", _ms(started))
     except aiohttp.ClientConnectorError as exc:
         return Reply(None, None, f"connection error: {exc.os_error or exc}", _ms(started))
-    except (aiohttp.ClientError, asyncio.CancelledError, OSError) as exc:
-        if isinstance(exc, asyncio.CancelledError):
-            raise
+    except (aiohttp.ClientError, OSError) as exc:
         return Reply(None, None, f"{type(exc).__name__}: {exc}", _ms(started))
+    error = None
+    if 300 <= status < 400:
+        error = f"redirect not followed, Location: {(location or '(none)')[:LOCATION_EXCERPT]}"
+    return Reply(status, excerpt.decode("utf-8", "replace"), error, _ms(started), retry_after)
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds from `now` named by a Retry-After header (RFC 9110: delay-seconds or an
+    HTTP-date); None when absent or unreadable. A date in the past is 0. Not capped here:
+    the cap is the retry policy's (domain/rules.py)."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():  # delay-seconds: 1*DIGIT, nothing else
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000" in RFC 5322 terms; HTTP-dates are always GMT
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def _ms(started: float) -> float:

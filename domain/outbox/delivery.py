@@ -56,8 +56,9 @@ class Claimed:
     priority: str
     data: dict[str, Any]
     created_at: datetime
-    attempts: int
+    attempts: int  # attempts made so far, all of them: the next one is number attempts + 1
     request_id: str | None
+    counted_attempts: int = 0  # those that count against the retry policy's maximum
 
     def payload(self) -> dict[str, Any]:
         """The webhook body: the seed's "Notification Payload Example"."""
@@ -79,6 +80,7 @@ class AttemptResult:
     http_status: int | None = None
     error: str | None = None
     response_body: str | None = None
+    retry_after: float | None = None  # the receiver's Retry-After, in seconds, when it sent one
 
     @property
     def delivered(self) -> bool:
@@ -144,6 +146,7 @@ async def claim_due(
             N.c.attempts,
             N.c.request_id,
             N.c.priority_rank,
+            N.c.counted_attempts,
         )
     )
     rows = sorted((await conn.execute(stmt)).all(), key=lambda r: (-r.priority_rank, r.created_at))
@@ -157,6 +160,7 @@ async def claim_due(
             r.created_at,
             r.attempts,
             r.request_id,
+            r.counted_attempts,
         )
         for r in rows
     ]
@@ -169,16 +173,26 @@ async def record_results(
 
     A 2xx marks the row read once (conditional on `read = false`); other outcomes are
     retried after the policy's backoff, or dead-lettered (FAILED) after 410 Gone or
-    the last allowed attempt.
+    the last allowed attempt. A 429/503 with Retry-After is logged as an attempt but not
+    counted against the maximum, and the row waits at least what the receiver asked.
     """
     results = list(results)
     if not results:
         return Recorded([], [], [])
     now = utcnow()
-    await _insert_attempts(conn, results)
     delivered = [r for r in results if r.delivered]
     undelivered = [r for r in results if not r.delivered]
-    failed = [r for r in undelivered if r.gone or policy.exhausted(r.notification.attempts + 1)]
+    deferred = {
+        id(r): wait
+        for r in undelivered
+        if (wait := policy.deferral(r.http_status, r.retry_after, _counted(r))) is not None
+    }
+    await _insert_attempts(conn, results, deferred)
+    failed = [
+        r
+        for r in undelivered
+        if id(r) not in deferred and (r.gone or policy.exhausted(_counted(r)))
+    ]
     retried = [r for r in undelivered if r not in failed]
     if delivered:
         await conn.execute(
@@ -189,6 +203,7 @@ async def record_results(
                 read_at=now,
                 status=NotificationStatus.DELIVERED,
                 attempts=N.c.attempts + 1,
+                counted_attempts=N.c.counted_attempts + 1,
                 claimed_until=None,
                 claimed_by=None,
                 last_error=None,
@@ -198,9 +213,10 @@ async def record_results(
         {
             "b_id": r.notification.id,
             "b_status": NotificationStatus.FAILED if r in failed else NotificationStatus.PENDING,
-            "b_next": now + timedelta(seconds=policy.delay(r.notification.attempts + 1)),
+            "b_next": now + timedelta(seconds=deferred.get(id(r), policy.delay(_counted(r)))),
             "b_failed_at": now if r in failed else None,
-            "b_error": describe(r),
+            "b_error": describe(r, deferred.get(id(r))),
+            "b_counted": 0 if id(r) in deferred else 1,
         }
         for r in undelivered
     ]
@@ -214,6 +230,7 @@ async def record_results(
                 failed_at=bindparam("b_failed_at"),
                 last_error=bindparam("b_error"),
                 attempts=N.c.attempts + 1,
+                counted_attempts=N.c.counted_attempts + bindparam("b_counted"),
                 claimed_until=None,
                 claimed_by=None,
             ),
@@ -222,7 +239,14 @@ async def record_results(
     return Recorded(delivered, retried, failed)
 
 
-async def _insert_attempts(conn: AsyncConnection, results: Sequence[AttemptResult]) -> None:
+def _counted(r: AttemptResult) -> int:
+    """This attempt's number among those the retry policy counts."""
+    return r.notification.counted_attempts + 1
+
+
+async def _insert_attempts(
+    conn: AsyncConnection, results: Sequence[AttemptResult], deferred: dict[int, float]
+) -> None:
     rows = [
         (
             r.notification.id,
@@ -231,7 +255,7 @@ async def _insert_attempts(conn: AsyncConnection, results: Sequence[AttemptResul
             r.started_at,
             r.duration_ms,
             r.http_status,
-            r.error,
+            _deferral_note(deferred[id(r)]) if id(r) in deferred else r.error,
             (r.response_body or None) and r.response_body[:RESPONSE_EXCERPT],
         )
         for r in results
@@ -253,10 +277,20 @@ def _id_among(conn: AsyncConnection, ids: list[uuid.UUID]) -> Any:
     return N.c.id.in_(ids)
 
 
-def describe(result: AttemptResult) -> str:
-    if result.http_status is not None:
-        return f"HTTP {result.http_status}"
-    return result.error or "unknown error"
+def _deferral_note(wait: float) -> str:
+    return f"Retry-After: next attempt in {wait:g} s, not counted against the maximum"
+
+
+def describe(result: AttemptResult, deferred: float | None = None) -> str:
+    """The row's `last_error`: status, what went wrong (a redirect's Location), any deferral."""
+    if result.http_status is None:
+        return result.error or "unknown error"
+    text = f"HTTP {result.http_status}"
+    if result.error:
+        text += f" ({result.error})"
+    if deferred is not None:
+        text += f" ({_deferral_note(deferred)})"
+    return text
 
 
 async def release(conn: AsyncConnection, worker_id: str, ids: Sequence[uuid.UUID]) -> int:
@@ -272,7 +306,11 @@ async def release(conn: AsyncConnection, worker_id: str, ids: Sequence[uuid.UUID
 
 
 async def replay(conn: AsyncConnection, ids: Sequence[uuid.UUID] | None = None) -> list[uuid.UUID]:
-    """Send dead-lettered (FAILED) rows again: all of them, or those among `ids`."""
+    """Send dead-lettered (FAILED) rows again: all of them, or those among `ids`.
+
+    A fresh attempt budget (`counted_attempts`), but attempt numbers carry on (`attempts`
+    is kept), so the attempt log never holds two attempts numbered 1.
+    """
     cond = [N.c.status == NotificationStatus.FAILED, is_unread()]
     if ids is not None:
         cond.append(N.c.id.in_(ids))
@@ -281,7 +319,7 @@ async def replay(conn: AsyncConnection, ids: Sequence[uuid.UUID] | None = None) 
         .where(*cond)
         .values(
             status=NotificationStatus.PENDING,
-            attempts=0,
+            counted_attempts=0,
             next_attempt_at=utcnow(),
             failed_at=None,
             claimed_until=None,

@@ -53,13 +53,15 @@ class Delivery:
     headers: dict[str, str]
     body: bytes
     at: float
+    method: str = "POST"
 
     @property
     def json(self) -> dict[str, Any]:
         return json.loads(self.body)  # type: ignore[no-any-return]
 
 
-Behaviour = Callable[[Delivery, int], "tuple[int, float]"]
+# (status, delay seconds) or (status, delay seconds, extra response headers)
+Behaviour = Callable[[Delivery, int], "tuple[int, float] | tuple[int, float, dict[str, str]]"]
 
 
 def always(status: int) -> Behaviour:
@@ -68,7 +70,8 @@ def always(status: int) -> Behaviour:
 
 @dataclass
 class Receiver:
-    """Records every POST; `behaviour(delivery, nth_for_this_id)` -> (status, delay seconds)."""
+    """Records every request (POST, and GET/HEAD a redirect would send);
+    `behaviour(delivery, nth_for_this_id)` -> (status, delay seconds[, headers])."""
 
     port: int = field(default_factory=free_port)
     behaviour: Behaviour = field(default_factory=lambda: always(200))
@@ -89,7 +92,10 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 d = Delivery(
-                    {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic()
+                    {k.lower(): v for k, v in self.headers.items()},
+                    body,
+                    time.monotonic(),
+                    self.command,
                 )
                 with receiver._lock:
                     receiver.deliveries.append(d)
@@ -98,18 +104,22 @@ class Receiver:
                         for x in receiver.deliveries
                         if x.headers.get("webhook-id") == d.headers.get("webhook-id")
                     )
-                status, delay = receiver.behaviour(d, nth)
+                status, delay, *extra = receiver.behaviour(d, nth)
                 if delay:
                     time.sleep(delay)
                 payload = b'{"ok": true}'
                 try:
                     self.send_response(status)
+                    for name, value in (extra[0] if extra else {}).items():
+                        self.send_header(name, value)
                     self.send_header("content-type", "application/json")
                     self.send_header("content-length", str(len(payload)))
                     self.end_headers()
                     self.wfile.write(payload)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
+
+            do_GET = do_HEAD = do_PUT = do_POST
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -131,7 +141,7 @@ class Receiver:
 
     def ids(self) -> list[str]:
         with self._lock:
-            return [d.headers["webhook-id"] for d in self.deliveries]
+            return [d.headers["webhook-id"] for d in self.deliveries if "webhook-id" in d.headers]
 
 
 class Proc:

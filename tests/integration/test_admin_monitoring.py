@@ -182,13 +182,23 @@ def test_notifications_list_with_filters(admin, engine):
     assert len(ids()) == 3
 
 
-def test_replay_a_failed_notification_requeues_it(admin, engine):
-    failed = add_notification(engine, status="FAILED")
+def test_replay_a_failed_notification_requeues_it_with_a_fresh_budget(admin, engine):
+    failed = add_notification(engine, status="FAILED")  # after 3 attempts
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE crm_notifications SET counted_attempts = attempts")
     r = admin.post(f"/api/admin/crm-notifications/{failed}/replay")
     assert r.status_code == 200, r.text
-    assert r.json()["status"] == "PENDING" and r.json()["attempts"] == 0
-    (row,) = rows(engine, "SELECT status, attempts, failed_at FROM crm_notifications")
-    assert (row["status"], row["attempts"], row["failed_at"]) == ("PENDING", 0, None)
+    # Attempt numbers carry on (the next one is 4); the budget starts over.
+    assert r.json()["status"] == "PENDING" and r.json()["attempts"] == 3
+    (row,) = rows(
+        engine, "SELECT status, attempts, counted_attempts, failed_at FROM crm_notifications"
+    )
+    assert (row["status"], row["attempts"], row["counted_attempts"], row["failed_at"]) == (
+        "PENDING",
+        3,
+        0,
+        None,
+    )
 
 
 @pytest.mark.parametrize(("status", "read"), [("PENDING", False), ("DELIVERED", True)])

@@ -48,3 +48,20 @@ def test_an_unreachable_alert_hook_is_logged_without_its_url(caplog):
     assert "alert webhook unreachable" in caplog.text
     assert "SECRET-TOKEN" not in caplog.text
     assert "dead_letter raised" in caplog.text
+
+
+@respx.mock
+def test_an_alert_hook_redirect_is_not_followed(caplog):
+    from worker.alerts import send_alert
+
+    elsewhere = respx.route(host="elsewhere.example").mock(return_value=httpx.Response(200))
+    respx.post(HOOK).mock(
+        return_value=httpx.Response(302, headers={"Location": "https://elsewhere.example/x"})
+    )
+    event = AlertEvent(
+        STALE, "BZION_HUB", "raised", {"count": 1, "oldest": "x", "staleAfterSeconds": 60}
+    )
+    with caplog.at_level(logging.WARNING):
+        send_alert(_settings(), event)
+    assert not elsewhere.called
+    assert "alert webhook answered HTTP 302 (redirect not followed)" in caplog.text
