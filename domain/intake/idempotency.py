@@ -1,4 +1,5 @@
-"""Idempotency-Key: a repeat within the TTL returns the first response and writes nothing."""
+"""Idempotency-Key: a repeat within the TTL returns the first response and writes nothing,
+also when it arrives while the first is still running (it waits for the first answer)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import msgspec
-from sqlalchemy import and_, delete, insert, select
+from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -69,8 +70,9 @@ async def run(
         return stored
     try:
         async with db.transaction() as conn:
-            result = await use_case(conn)
-            body = msgspec.json.encode(result)
+            # Claim the key before the use case runs. A repeat arriving while this request is
+            # in flight blocks on the key's unique index until we commit, then fails with an
+            # IntegrityError and replays our answer (or, if we rolled back, runs in our place).
             now = utcnow()
             await conn.execute(
                 delete(KEYS).where(
@@ -79,13 +81,15 @@ async def run(
             )
             await conn.execute(
                 insert(KEYS).values(
-                    key=key,
-                    scope=scope,
-                    fingerprint=fp,
-                    status_code=status_code,
-                    body=body,
-                    created_at=now,
+                    key=key, scope=scope, fingerprint=fp, status_code=0, body=b"", created_at=now
                 )
+            )
+            result = await use_case(conn)
+            body = msgspec.json.encode(result)
+            await conn.execute(
+                update(KEYS)
+                .where(KEYS.c.scope == scope, KEYS.c.key == key)
+                .values(status_code=status_code, body=body)
             )
     except IntegrityError:
         # A concurrent request with the same key committed first; ours rolled back whole.
