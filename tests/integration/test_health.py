@@ -71,7 +71,7 @@ def test_ready_answers_within_a_second_and_a_half_whatever_the_broker_does(
 
 
 def test_readiness_probes_on_a_dead_broker_do_not_slow_sign_in(
-    make_client, settings, silent_broker
+    make_client, settings, engine, silent_broker
 ):
     make_admin(settings)
     c = make_client(broker_url=silent_broker)
