@@ -51,7 +51,7 @@ def _referer(request: Request[Any, Any, Any]) -> str:
 
 def on_unauthorized(request: Request[Any, Any, Any], exc: NotAuthorizedException) -> Response[Any]:
     """No session: the sign-in form, with a fresh CSRF token (the check never ran)."""
-    token, cookie = csrf_cookie(request.app.state.settings)
+    token, cookie = csrf_cookie(request)
     return Template(
         "admin/login.html",
         context={"error": None, "email": "", "csrf": token},

@@ -9,14 +9,13 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.accounts.passwords import hash_password, verify_password
+from domain.accounts.passwords import check_new_password, hash_password, verify_password
 from domain.enums import UserRole
 from domain.errors import DomainError, DuplicateEmail
 from domain.intake.commands import normalize_email
 from domain.models import USERS, utcnow
 from domain.rules import split_name
 
-MIN_PASSWORD_LENGTH = 8
 # Verified when the email is unknown, so a wrong email costs as much time as a wrong password.
 _DUMMY_HASH = "$argon2id$v=19$m=65536,t=3,p=4$K9v5JbZhC1htI+wctsUbgQ$z4tC/qIy//NHSAHyRnTzxb6F4EixSRdIJ5hClBTRceM"
 
@@ -47,10 +46,7 @@ async def create_admin(
     email = normalize_email(email)
     if "@" not in email:
         raise DomainError("not an email address", field="email")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise DomainError(
-            f"password must hold at least {MIN_PASSWORD_LENGTH} characters", field="password"
-        )
+    check_new_password(password)
     now = utcnow()
     first, last = split_name(name)
     user_id = uuid.uuid4()

@@ -11,7 +11,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.accounts.passwords import hash_password
+from domain.accounts.passwords import check_new_password, hash_password
 from domain.customers import Adopt, NewCustomer, ensure_customer
 from domain.enums import CustomerSource, CustomerStatus, NotificationType, UserRole
 from domain.errors import DuplicateEmail
@@ -42,6 +42,7 @@ class Registered(msgspec.Struct, rename="camel"):
 async def register(
     conn: AsyncConnection, cmd: Register, origin: Origin, routes: Iterable[Route]
 ) -> Registered:
+    check_new_password(cmd.password)
     taken = await conn.execute(select(USERS.c.id).where(USERS.c.email == cmd.email))
     if taken.first() is not None:
         raise DuplicateEmail("an account with this email already exists")

@@ -91,3 +91,21 @@ def test_an_expired_key_is_used_afresh(client, engine):
     r = client.post("/api/forms/submit", json=payload, headers=headers)
     assert r.status_code == 201 and "Idempotent-Replayed" not in r.headers
     assert count(engine, "form_submissions") == 2 and count(engine, "idempotency_keys") == 1
+
+
+def test_a_repeat_of_a_registration_in_flight_gets_the_first_answer(client, engine):
+    """The repeat arrives while the first is still hashing the password: it waits for the
+    first answer instead of running the registration again (which answered 409)."""
+    payload = {"name": "Race Er", "email": "race@b.io", "password": "s3cret-pass!"}
+    headers = {"Idempotency-Key": "register-race-1"}
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        results = list(
+            pool.map(
+                lambda _: client.post("/api/auth/register", json=payload, headers=headers),
+                range(4),
+            )
+        )
+    assert [r.status_code for r in results] == [201] * 4, [r.text for r in results]
+    assert len({r.content for r in results}) == 1
+    assert sum(r.headers.get("Idempotent-Replayed") == "true" for r in results) == 3
+    assert count(engine, "users") == 1 and count(engine, "customers") == 1
