@@ -26,6 +26,7 @@ from domain.errors import (
     NotFound,
 )
 from infra.db import DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS
+from infra.logs import escape_control
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,10 @@ def on_database_unavailable(request: Request, exc: Exception) -> Response:
     """The database is down or over the time budget: a short, retryable answer, no traceback
     (the outage is one known condition, and its messages may carry connection details)."""
     log.warning(
-        "database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__
+        "database unavailable on %s %s: %s",
+        request.method,
+        escape_control(request.url.path),  # a client's path: no forged lines
+        type(exc).__name__,
     )
     return Response(
         error_body(
@@ -122,7 +126,7 @@ def on_database_unavailable(request: Request, exc: Exception) -> Response:
 
 
 def on_unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    log.exception("unhandled error on %s %s", request.method, escape_control(request.url.path))
     return Response(
         error_body(HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "internal server error"),
         status_code=HTTP_500_INTERNAL_SERVER_ERROR,
