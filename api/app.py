@@ -30,6 +30,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     async def startup(app: Litestar) -> None:
         app.state.db = Database(settings)
+        await app.state.db.open()  # the form fast path's pool, outside any request's context
         # What exists now lives as long as the process: keep it out of the collector's full
         # passes, which otherwise walk it all and stall every request in flight.
         gc.collect()

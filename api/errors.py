@@ -15,6 +15,7 @@ from litestar.status_codes import (
     HTTP_404_NOT_FOUND,
     HTTP_409_CONFLICT,
     HTTP_500_INTERNAL_SERVER_ERROR,
+    HTTP_503_SERVICE_UNAVAILABLE,
 )
 
 from domain.errors import (
@@ -24,6 +25,8 @@ from domain.errors import (
     IllegalTransition,
     NotFound,
 )
+from infra.db import DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS
+from infra.logs import escape_control
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +105,28 @@ def on_domain(_: Request, exc: DomainError) -> Response:
     return Response(error_body(status, code, exc.message, errors), status_code=status)
 
 
+def on_database_unavailable(request: Request, exc: Exception) -> Response:
+    """The database is down or over the time budget: a short, retryable answer, no traceback
+    (the outage is one known condition, and its messages may carry connection details)."""
+    log.warning(
+        "database unavailable on %s %s: %s",
+        request.method,
+        escape_control(request.url.path),  # a client's path: no forged lines
+        type(exc).__name__,
+    )
+    return Response(
+        error_body(
+            HTTP_503_SERVICE_UNAVAILABLE,
+            "database_unavailable",
+            "the database is unavailable; retry later",
+        ),
+        status_code=HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 def on_unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    log.exception("unhandled error on %s %s", request.method, escape_control(request.url.path))
     return Response(
         error_body(HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "internal server error"),
         status_code=HTTP_500_INTERNAL_SERVER_ERROR,
@@ -137,6 +160,7 @@ PUBLIC_ERROR_RESPONSES: dict[int, ResponseSpec] = {
     ),
     413: _spec("Body over the size limit (64 KiB)"),
     429: _spec("Too many requests from this client; see Retry-After"),
+    503: _spec("The database is unavailable; see Retry-After"),
 }
 
 
@@ -144,5 +168,6 @@ EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
     ValidationException: on_validation,
     HTTPException: on_http,
     DomainError: on_domain,
+    **dict.fromkeys(DATABASE_UNAVAILABLE, on_database_unavailable),
     Exception: on_unexpected,
 }

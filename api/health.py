@@ -10,7 +10,7 @@ from litestar import Response, get
 from litestar.datastructures import State
 from sqlalchemy import text
 
-from infra.db import Database
+from infra.db import RETRY_AFTER_SECONDS, Database
 from infra.migrate import head_revision
 
 
@@ -93,4 +93,6 @@ async def ready(state: State) -> Response[dict[str, Any]]:
             "delivery resumes when it is back",
         },
     }
-    return Response(body, status_code=200 if database["ok"] else 503)
+    if database["ok"]:
+        return Response(body, status_code=200)
+    return Response(body, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})

@@ -64,14 +64,17 @@ def leads() -> None:
 @click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1, 10_000))
 @click.option("--actor", default=CLI_ACTOR, show_default=True, help="who the audit trail names")
 def import_command(file: Path, batch_size: int, actor: str) -> None:
-    """Import FILE.csv: good rows in batches, each bad row reported with its line number.
+    """Import FILE.csv: good rows in batches, each bad row skipped and reported as
+    FILE:LINE: REASON (NUL characters, invalid UTF-8, fields over the size limit, invalid
+    values). Exit status 1 when any row was skipped.
 
     Re-running the same file is harmless: same email and source = same lead.
     """
     settings = load_settings()
-    with file.open(encoding="utf-8-sig", newline="") as f:
+    # Bytes that are not UTF-8 make their row a bad row (reported), not the file unreadable.
+    with file.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
         total = max(sum(1 for _ in f) - 1, 0)
-    with file.open(encoding="utf-8-sig", newline="") as f:
+    with file.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
         try:
             rows = read_csv(f)
             first = next(rows, None)

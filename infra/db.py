@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import msgspec
+import psycopg
+import sqlalchemy.exc
 from psycopg import AsyncConnection as PgConnection
 from psycopg import AsyncRawCursor, adapters
 from psycopg.adapt import AdaptersMap
@@ -23,6 +26,27 @@ from infra.group_commit import GroupCommit
 from infra.settings import Settings, async_url, sync_url
 
 T = TypeVar("T")
+
+# Errors that say the database cannot be reached, or did not answer within the time budget
+# (connection refused or lost, connect/pool/statement timeout), as opposed to bad data: the API
+# answers them with 503 and Retry-After. psycopg's PoolTimeout and ConnectionTimeout are
+# OperationalErrors; SQLAlchemy wraps the driver's as its own OperationalError.
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    psycopg.OperationalError,
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.TimeoutError,  # SQLAlchemy's pool checkout timeout
+)
+# What a 503 asks the caller to wait: a database restart takes seconds.
+RETRY_AFTER_SECONDS = 5
+
+
+def timeouts(settings: Settings) -> dict[str, Any]:
+    """Connect arguments bounding every PostgreSQL call by CRM_DB_TIMEOUT (libpq's connect
+    timeout counts whole seconds, at least 2; statement_timeout is the server's own bound)."""
+    return {
+        "connect_timeout": max(2, math.ceil(settings.db_timeout)),
+        "options": f"-c statement_timeout={int(settings.db_timeout * 1000)}",
+    }
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -45,7 +69,8 @@ def make_sync_engine(settings: Settings, **kw: Any) -> Engine:
         engine = create_engine(url, **kw)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, **kw)
+    # Parameters (emails, phones) stay out of exception messages, hence out of tracebacks.
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True, **kw)
 
 
 def with_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
@@ -67,25 +92,36 @@ class Database:
     On PostgreSQL, statements that are a whole use case on their own (`execute_one`) go through
     psycopg's own connection pool instead: no SQLAlchemy pool checkout, compile or greenlet hop
     on the hottest write path.
+
+    Through a database outage both pools stay within CRM_DB_TIMEOUT (connect, checkout and
+    statement timeouts) and hand out only live connections (SQLAlchemy's pre-ping, psycopg's
+    check on checkout), so callers get a prompt error to turn into a 503 while it is down and
+    every request succeeds again as soon as it is back: no stale connection outlives it.
     """
 
     def __init__(self, settings: Settings) -> None:
         url = async_url(settings.database_url)
         self.is_postgres = url.startswith("postgresql")
         self._pool_size = settings.db_pool_size
+        self._timeout = settings.db_timeout
         self._conninfo = ""
         if self.is_postgres:
+            self._connect_args = timeouts(settings)
             self.engine: AsyncEngine = create_async_engine(
                 url,
                 pool_size=settings.db_pool_size,
                 max_overflow=settings.db_pool_size,
-                pool_pre_ping=False,
+                pool_pre_ping=True,  # a connection the server dropped is replaced, not used
+                pool_timeout=settings.db_timeout,
+                hide_parameters=True,  # no emails or phones in exception messages
+                connect_args=self._connect_args,
             )
             self._conninfo = make_url(url).set(drivername="postgresql").render_as_string(False)
         else:
-            self.engine = create_async_engine(url)
+            self._connect_args = {}
+            self.engine = create_async_engine(url, hide_parameters=True)
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
-        self._writes: AsyncConnectionPool[PgConnection[Any]] | None = None  # opened on first use
+        self._writes: AsyncConnectionPool[PgConnection[Any]] | None = None  # see open()
         self._writes_lock = asyncio.Lock()
         self._group: GroupCommit | None = None
 
@@ -118,6 +154,16 @@ class Database:
             self._group = GroupCommit(self.dialect, self.execute_one)
         await self._group.write(writes)
 
+    async def open(self) -> None:
+        """Open the form fast path's pool at start-up (PostgreSQL; a no-op on SQLite).
+
+        Not lazily in the first request: its connection attempts and their log lines belong
+        to the process, not to whichever request came first. It opens without waiting for
+        the database, so the API starts (and answers 503) while the database is down.
+        """
+        if self.is_postgres:
+            await self._open_writes()
+
     async def _open_writes(self) -> AsyncConnectionPool[PgConnection[Any]]:
         if not self.is_postgres:
             raise RuntimeError("execute_one needs PostgreSQL")
@@ -129,11 +175,20 @@ class Database:
                     self._conninfo,
                     min_size=min(2, self._pool_size),
                     max_size=self._pool_size,
-                    kwargs={"autocommit": True, "context": context},
+                    kwargs={"autocommit": True, "context": context, **self._connect_args},
                     name="crm-writes",
                     open=False,
+                    # A checkout costs one empty query (once per grouped statement, so a
+                    # fraction of a round trip per submission) and never yields a connection
+                    # the server dropped while it sat in the pool.
+                    check=AsyncConnectionPool.check_connection,
+                    timeout=self._timeout,
+                    # Give up reconnecting after the same budget (a waiting request starts a
+                    # new attempt at once): the pool's exponential backoff would otherwise
+                    # reach minutes in a long outage and delay the recovery as long.
+                    reconnect_timeout=self._timeout,
                 )
-                await pool.open()
+                await pool.open(wait=False)
                 self._writes = pool
         return self._writes
 

@@ -7,7 +7,9 @@ transaction (a WAL flush in PostgreSQL). `GroupCommit` gathers the submissions t
 the previous statements are in flight and writes them as one multi-row statement: the rows of one
 submission still commit together (the statement is atomic), and no caller hears back before the
 commit. If a grouped statement fails, each submission of the group is retried on its own, so one
-bad submission never fails the others.
+bad submission never fails the others; unless the database itself failed (unreachable, timed
+out): then the whole group gets that error at once, within the request's time budget, instead
+of each submission waiting for it again.
 
 A lone submission on a quiet server is written at once: the group is whatever is waiting, never
 a timer.
@@ -20,6 +22,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import psycopg
 from sqlalchemy import Dialect, Table
 
 from domain.outbox.rows import OneStatement, Writes, one_statement
@@ -64,15 +67,35 @@ class GroupCommit:
             while self._waiting:
                 group = self._waiting[: self.max_group]
                 del self._waiting[: self.max_group]
-                await self._write_group(group)
+                try:
+                    await self._write_group(group)
+                except psycopg.OperationalError as exc:
+                    # The database, not a submission, failed (unreachable, timed out).
+                    # Writing each alone would only wait for it again, and after a lost
+                    # connection it is unknown whether the statement committed (atomically,
+                    # all or nothing), so a retry could write it twice. Those queued behind
+                    # the group meanwhile get the answer too: waiting for their own turn
+                    # would take them past their time budget (CRM_DB_TIMEOUT). The callers
+                    # hear 503 and may repeat, with an Idempotency-Key to be safe.
+                    failed = group + self._waiting
+                    self._waiting.clear()
+                    for _, done in failed:
+                        if not done.done():
+                            done.set_exception(exc)
         finally:
             self._in_flight -= 1
 
     async def _write_group(self, group: list[tuple[Writes, asyncio.Future[None]]]) -> None:
-        statement = self._statement([w for w, _ in group]) if len(group) > 1 else None
+        """Settle every future of `group`, or raise psycopg.OperationalError (see `_drain`)."""
+        if len(group) == 1:
+            await self._write_alone(*group[0], database_errors_raise=True)
+            return
+        statement = self._statement([w for w, _ in group])
         if statement is not None:
             try:
                 await self._execute(statement.raw_sql, statement.values)
+            except psycopg.OperationalError:
+                raise
             except Exception as exc:
                 log.warning(
                     "grouped write of %d submissions failed (%s); writing each alone",
@@ -87,13 +110,17 @@ class GroupCommit:
                 return
         await asyncio.gather(*(self._write_alone(w, done) for w, done in group))
 
-    async def _write_alone(self, writes: Writes, done: asyncio.Future[None]) -> None:
+    async def _write_alone(
+        self, writes: Writes, done: asyncio.Future[None], database_errors_raise: bool = False
+    ) -> None:
         try:
             statement = one_statement(self._dialect, writes)
             if statement is None:
                 raise ValueError("these writes do not fit in one statement")
             await self._execute(statement.raw_sql, statement.values)
         except Exception as exc:
+            if database_errors_raise and isinstance(exc, psycopg.OperationalError):
+                raise
             if not done.done():
                 done.set_exception(exc)
             return

@@ -1,8 +1,9 @@
 """Structured logs: one structlog pipeline for our loggers, uvicorn's, Celery's and Litestar's.
 
 JSON lines in production (CRM_LOG_FORMAT=json), readable lines in development. Every line
-passes through `mask_sensitive` last, so emails, phone numbers and secrets never reach a log,
-whichever library wrote the line.
+passes through the masker last, tracebacks included (they are turned into text first, in both
+formats), so emails, phone numbers and secrets never reach a log, whichever library wrote the
+line. Control characters are escaped, so a newline or NUL in a request path cannot forge a line.
 """
 
 from __future__ import annotations
@@ -26,9 +27,38 @@ _EMAIL = re.compile(
 _PHONE = re.compile(r"(?<![\w+-])(?:\+\d[\d ().-]{6,}\d|\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4})(?![\w-])")
 _WHSEC = re.compile(r"whsec_[A-Za-z0-9+/=]+")
 _BEARER = re.compile(r"(?i)\b(bearer)\s+[^\s,;\"']+")
+# SQLAlchemy's "[parameters: ...]" line of a statement error: the values of a row, in full.
+_SQL_PARAMETERS = re.compile(r"\[parameters: [^\n]*")
+# C0 and C1 controls, DEL, and the Unicode line and paragraph separators.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL_BUT_NEWLINE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+_MULTILINE_KEYS = frozenset({"exception", "stack"})  # tracebacks keep their lines
 _SENSITIVE_KEYS = ("password", "secret", "token", "api_key", "apikey", "authorization", "cookie")
 _NOT_SCANNED = frozenset({"timestamp", "level", "logger", "request_id", "notification_id"})
 MASK = "***"
+
+
+def _escaped(m: re.Match[str]) -> str:
+    code = ord(m.group(0))
+    return {9: "\\t", 10: "\\n", 13: "\\r"}.get(code) or (
+        f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    )
+
+
+def escape_control(value: str) -> str:
+    r"""Control characters as escapes (a newline as `\n`, NUL as `\x00`): one log line stays
+    one line, whatever a client put in a path or a header."""
+    return _CONTROL.sub(_escaped, value) if _CONTROL.search(value) else value
+
+
+def escape_controls(_logger: Any, _method: str, event: EventDict) -> EventDict:
+    """Escape control characters in every value (tracebacks keep their newlines)."""
+    for key, value in event.items():
+        if isinstance(value, str):
+            pattern = _CONTROL_BUT_NEWLINE if key in _MULTILINE_KEYS else _CONTROL
+            if pattern.search(value):
+                event[key] = pattern.sub(_escaped, value)
+    return event
 
 
 def mask_email(value: str) -> str:
@@ -68,6 +98,8 @@ class Masker:
                 value = value.replace(secret, MASK)
         if "whsec_" in value:
             value = _WHSEC.sub("whsec_" + MASK, value)
+        if "[parameters: " in value:
+            value = _SQL_PARAMETERS.sub(f"[parameters: {MASK}]", value)
         if "@" in value:
             value = mask_email(value)
         value = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", value)
@@ -107,12 +139,14 @@ def _processors(masker: Masker, json: bool) -> list[Processor]:
             exception_formatter=structlog.dev.plain_traceback,
         )
     )
-    # Tracebacks become text (masked like the rest) in JSON; the console renders them itself.
-    tracebacks: list[Processor] = [structlog.processors.format_exc_info] if json else []
     return [
         structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-        *tracebacks,
+        # Tracebacks become text before the masker, in both formats: the exception's message
+        # (a driver error's row values, an email in a ValueError) is masked like the rest;
+        # the console renderer prints the text as it is.
+        structlog.processors.format_exc_info,
         masker,
+        escape_controls,
         renderer,
     ]
 
@@ -237,6 +271,7 @@ __all__ = [
     "bind_request_id",
     "clear_context",
     "configure_logging",
+    "escape_control",
     "get_logger",
     "mask_email",
     "mask_phone",

@@ -231,6 +231,9 @@ class Settings:
     max_body_bytes: int = 64 * 1024
     idempotency_ttl: timedelta = timedelta(hours=24)
     db_pool_size: int = 10
+    # A request's time budget for the database: connect, pool checkout and statement timeouts.
+    # Past it the API answers 503 with Retry-After instead of letting the caller hang.
+    db_timeout: float = 5.0
     debug: bool = False
     # Signs the admin side's CSRF tokens; without CRM_SECRET_KEY, a random key per process.
     secret_key: Secret = field(default_factory=lambda: Secret(secrets.token_urlsafe(32)))
@@ -312,6 +315,7 @@ class Settings:
                 hours=_int(env, "CRM_IDEMPOTENCY_TTL_HOURS", _hours(d.idempotency_ttl), 1)
             ),
             db_pool_size=_int(env, "CRM_DB_POOL_SIZE", d.db_pool_size, 1),
+            db_timeout=_float(env, "CRM_DB_TIMEOUT", d.db_timeout, minimum=0.5),
             debug=env["CRM_DEBUG"] in ("1", "true", "yes") if env.get("CRM_DEBUG") else d.debug,
             celery_queue=env.get("CRM_CELERY_QUEUE") or d.celery_queue,
             batch_size=_int(env, "CRM_BATCH_SIZE", d.batch_size, 1),

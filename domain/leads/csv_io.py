@@ -1,9 +1,14 @@
 """CSV import and export of leads.
 
-Import validates every row, reports each bad one with its line number and reason, and writes
-good rows in batches of inserts, all in the caller's one transaction (an import that fails
-writes nothing). Re-running a file is harmless: a lead with the same email and source already
-exists and is left as it is.
+Import validates every row, reports each bad one with its line number and reason (a NUL
+character, invalid UTF-8, a field over the size limit, a value the rules or the database
+refuse) and skips it. Good rows are written in batches of inserts, all in the caller's one
+transaction, each batch in a savepoint: one bad row never aborts the file, and an import stopped
+by a database failure writes nothing. Re-running a file is harmless: a lead with the same email
+and source already exists and is left as it is.
+
+Export neutralises every cell a spreadsheet would run as a formula (OWASP's rule); import takes
+that neutralisation off again, so an exported file imports as it was.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import IO, Annotated, Any
 
 import msgspec
+import sqlalchemy.exc
 from sqlalchemy import select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -27,7 +33,7 @@ from domain.leads.queries import LeadFilters, LeadSort, LeadView, list_leads
 from domain.models import LEAD_AUDIT, LEADS, NOTIFICATIONS, utcnow
 from domain.outbox.rows import insert_all
 from domain.rules import MANUAL_LEAD_SCORE, MANUAL_LEAD_SOURCE, Route
-from infra.db import Database
+from infra.db import DATABASE_UNAVAILABLE, Database
 
 BATCH_SIZE = 500
 IMPORT_LOCK = 5_151_001  # serializes concurrent imports on PostgreSQL (advisory lock key)
@@ -92,11 +98,35 @@ class BadFile(ValueError):
 
 
 _AT = re.compile(r"^(.*) - at `\$\.(\w+)`$")
+# What a spreadsheet runs as a formula when a cell starts with it (OWASP, CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_UNDECODABLE = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8 (surrogateescape)
+
+
+def _unneutralised(value: str) -> str:
+    """A cell of our own export back to its value: `'+44 20 1` -> `+44 20 1`."""
+    return value[1:] if value[:1] == "'" and value[1:2] in FORMULA_STARTS else value
+
+
+def _check_characters(raw: dict[str, str]) -> None:
+    """PostgreSQL text holds no NUL, and undecodable bytes are no text: the row is refused
+    (naming the column, never echoing the value) rather than altered."""
+    for key, value in raw.items():
+        column = COLUMNS.get(key, key)
+        if "\x00" in value:
+            raise ValueError(f"{column}: contains a NUL character")
+        if _UNDECODABLE.search(value):
+            raise ValueError(f"{column}: not valid UTF-8")
 
 
 def parse_row(raw: dict[str, str]) -> ImportLead:
     """A validated lead from one CSV row; ValueError names the column and the reason."""
-    data = {COLUMNS[k]: v.strip() for k, v in raw.items() if k in COLUMNS and v and v.strip()}
+    _check_characters(raw)
+    data = {
+        COLUMNS[k]: _unneutralised(v.strip()).strip()
+        for k, v in raw.items()
+        if k in COLUMNS and v and v.strip()
+    }
     if "email" not in data:
         raise ValueError("email: missing")
     try:
@@ -127,7 +157,15 @@ def read_csv(stream: IO[str]) -> Iterator[tuple[int, dict[str, str]]]:
     if "email" not in keys:
         raise BadFile("the header has no email column")
     previous = reader.line_num
-    for values in reader:
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # a field over csv.field_size_limit(): this row only
+            line, previous = previous + 1, reader.line_num
+            yield line, {"__error__": str(exc)}
+            continue
         line, previous = previous + 1, reader.line_num  # a quoted value may span lines
         if not any(v.strip() for v in values):
             continue
@@ -188,6 +226,12 @@ async def _write_batch(
     return len(leads)
 
 
+def _reason(exc: sqlalchemy.exc.DBAPIError) -> str:
+    """The server's one-line reason (never its DETAIL, which quotes the row's values)."""
+    diag = getattr(exc.orig, "diag", None)
+    return getattr(diag, "message_primary", None) or type(exc.orig).__name__
+
+
 async def import_leads(
     conn: AsyncConnection,
     rows: Iterable[tuple[int, dict[str, str]]],
@@ -203,12 +247,33 @@ async def import_leads(
 
     async def flush() -> None:
         if batch:
-            imported = await _write_batch(conn, batch, actor, routes)
+            try:
+                async with conn.begin_nested():  # a savepoint: a refused batch undoes itself
+                    imported = await _write_batch(conn, batch, actor, routes)
+                refused = 0
+            except sqlalchemy.exc.DBAPIError as exc:
+                if isinstance(exc, DATABASE_UNAVAILABLE):
+                    raise  # the database, not a row, failed: stop; the caller rolls back
+                imported, refused = await write_each()
             report.imported += imported
-            report.existing += len(batch) - imported
+            report.existing += len(batch) - imported - refused
             if progress is not None:
                 progress(len(batch))
             batch.clear()
+
+    async def write_each() -> tuple[int, int]:
+        """A batch the database refused: each row alone, reporting the ones it refuses."""
+        imported = refused = 0
+        for line, lead in batch:
+            try:
+                async with conn.begin_nested():
+                    imported += await _write_batch(conn, [(line, lead)], actor, routes)
+            except sqlalchemy.exc.DBAPIError as exc:
+                if isinstance(exc, DATABASE_UNAVAILABLE):
+                    raise
+                report.errors.append(RowError(line, f"refused by the database: {_reason(exc)}"))
+                refused += 1
+        return imported, refused
 
     for line, raw in rows:
         report.rows += 1
@@ -235,17 +300,16 @@ async def import_leads(
     return report
 
 
-_FORMULA = re.compile(r"^(?:[=@\t\r]|[+\-](?![\d\s(]))")
-
-
 def _cell(value: object) -> str:
-    """A CSV cell that a spreadsheet will not run as a formula."""
+    """A CSV cell that a spreadsheet will not run as a formula: any text starting with
+    `= + - @`, tab or carriage return gets a leading single quote (OWASP's rule; phone
+    numbers such as `+44 20 1` included, since `-2+3+cmd|' /C calc'!A0` looks no different)."""
     if value is None:
         return ""
     if hasattr(value, "isoformat"):
         return str(value.isoformat())
     s = str(getattr(value, "value", value))
-    return "'" + s if _FORMULA.match(s) else s
+    return "'" + s if s.startswith(FORMULA_STARTS) else s
 
 
 def export_row(lead: LeadView) -> list[str]:

@@ -1,12 +1,20 @@
 """CSV import and export of leads: `crm leads import/export`, `crm users create-admin`, and
 the dashboard upload."""
 
+import csv
+import io
 import re
+import uuid
+from datetime import UTC, datetime
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import text
 
 from crm_cli import main
+from domain.enums import LeadStatus, LeadType
+from domain.leads.csv_io import FORMULA_STARTS, export_row, parse_row
+from domain.leads.queries import LeadView
 from tests.conftest import count, rows
 from tests.integration.admin_support import ADMIN_EMAIL, admin_client
 
@@ -152,12 +160,111 @@ def test_export_then_import_round_trips(cli, engine, tmp_path):
     assert again.exit_code == 0
 
 
-def test_export_neutralises_spreadsheet_formulas(cli, engine, tmp_path):
+FORMULAS = {  # name -> what a spreadsheet would otherwise run
+    '=HYPERLINK("http://x")': "=",
+    "-2+3+cmd|' /C calc'!A0": "-",
+    '+HYPERLINK("http://x","y")': "+",
+    "@SUM(1+1)*cmd|' /C calc'!A0": "@",
+}
+
+
+def test_export_neutralises_every_cell_a_spreadsheet_would_run(cli, engine, tmp_path):
     f = tmp_path / "leads.csv"
-    f.write_text('email,name,phone\nevil@x.example,"=HYPERLINK(""http://x"")",+44 20 1\n')
+    with f.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["email", "name", "phone"])
+        writer.writerows([f"f{i}@x.example", name, "+44 20 1"] for i, name in enumerate(FORMULAS))
+    assert cli("leads", "import", str(f)).exit_code == 0
+    exported = list(csv.reader(io.StringIO(cli("leads", "export").stdout)))[1:]
+    assert sorted(row[2] for row in exported) == sorted("'" + name for name in FORMULAS)
+    assert {row[4] for row in exported} == {"'+44 20 1"}  # a phone number too: OWASP's rule
+    for row in exported:  # and nothing else starts like a formula
+        assert not any(cell.startswith(FORMULA_STARTS) for cell in row), row
+
+
+def _lead_view(name: str) -> LeadView:
+    now = datetime.now(UTC)
+    return LeadView(
+        uuid.uuid4(),
+        "a@b.example",
+        name,
+        None,
+        None,
+        LeadType.LEAD,
+        "manual_import",
+        LeadStatus.NEW,
+        60,
+        None,
+        None,
+        now,
+        now,
+        None,
+        [],
+    )
+
+
+@pytest.mark.parametrize("value", ["=1+1", "+1", "-1", "@A1", "\tx", "\rx"])
+def test_a_cell_starting_like_a_formula_gets_a_quote_that_import_takes_off(value):
+    assert export_row(_lead_view(value))[2] == "'" + value
+    assert parse_row({"email": "a@b.example", "name": "'" + value}).name == value.strip()
+
+
+def test_exported_formulas_import_back_as_their_values(cli, engine, tmp_path):
+    f = tmp_path / "leads.csv"
+    f.write_text("email,name,phone\nevil@x.example,\"-2+3+cmd|' /C calc'!A0\",+44 20 1\n")
     cli("leads", "import", str(f))
-    (line,) = cli("leads", "export").stdout.splitlines()[1:]
-    assert "'=HYPERLINK" in line and ",+44 20 1," in line
+    exported = tmp_path / "export.csv"
+    exported.write_text(cli("leads", "export").stdout)
+    with engine.begin() as conn:
+        conn.execute(text("TRUNCATE leads, crm_notifications, lead_audit_entries CASCADE"))
+    assert cli("leads", "import", str(exported)).exit_code == 0
+    (lead,) = rows(engine, "SELECT name, phone FROM leads")
+    assert (lead["name"], lead["phone"]) == ("-2+3+cmd|' /C calc'!A0", "+44 20 1")
+
+
+BAD_BYTES = (
+    b"email,name,assignedTo\n"
+    b"ok1@x.example,Ann,\n"
+    b"nul@x.example,Nul,rep\x00@crm.example\n"
+    b"long@x.example," + b"x" * 200_000 + b",\n"
+    b"utf@x.example,Bad \xff\xfe bytes,\n"
+    b"ok2@x.example,Bob,\n"
+)
+
+
+def test_import_skips_nul_oversized_and_undecodable_rows_and_reports_each(cli, engine, tmp_path):
+    f = tmp_path / "leads.csv"
+    f.write_bytes(BAD_BYTES)
+    result = cli("leads", "import", str(f))
+    assert result.exit_code == 1, result.output
+    errors = dict(re.findall(r"leads\.csv:(\d+): (.+)", result.stderr))
+    assert errors == {
+        "3": "assignedTo: contains a NUL character",
+        "4": "field larger than field limit (131072)",
+        "5": "name: not valid UTF-8",
+    }
+    assert "5 rows: 2 imported, 0 already present, 3 rejected" in result.stderr
+    assert {r["email"] for r in rows(engine, "SELECT email FROM leads")} == {
+        "ok1@x.example",
+        "ok2@x.example",
+    }
+
+
+def test_a_row_the_database_refuses_is_reported_and_the_others_imported(cli, engine, tmp_path):
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE leads ADD CONSTRAINT no_mallory CHECK (name <> 'Mallory')"))
+    try:
+        f = tmp_path / "leads.csv"
+        f.write_text("email,name\na@x.example,Ann\nm@x.example,Mallory\nb@x.example,Bob\n")
+        result = cli("leads", "import", str(f), "--batch-size", "10")
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE leads DROP CONSTRAINT no_mallory"))
+    assert result.exit_code == 1, result.output
+    (reason,) = re.findall(r"leads\.csv:3: (.+)", result.stderr)
+    assert reason.startswith("refused by the database: ") and "no_mallory" in reason
+    assert "3 rows: 2 imported, 0 already present, 1 rejected" in result.stderr
+    assert count(engine, "leads") == 2 and count(engine, "crm_notifications") == 2
 
 
 def test_create_admin_reads_the_password_from_stdin_and_can_sign_in(cli, engine, make_client):
@@ -196,3 +303,20 @@ def test_dashboard_upload_imports_and_lists_bad_rows(make_client, settings, engi
         headers={"x-csrftoken": ""},
     )
     assert no_token.status_code == 403 and count(engine, "leads") == 3
+
+
+def test_dashboard_upload_lists_nul_and_oversized_rows_and_imports_the_rest(
+    make_client, settings, engine
+):
+    admin = admin_client(make_client, settings)
+    page = admin.get("/admin/crm-sync")
+    token = re.search(r'name="_csrf_token" value="([^"]+)"', page.text).group(1)
+    r = admin.post(
+        "/admin/crm-sync/leads/import",
+        files={"file": ("leads.csv", BAD_BYTES, "text/csv")},
+        data={"_csrf_token": token},
+    )
+    assert r.status_code == 200, r.text
+    assert "assignedTo: contains a NUL character" in r.text
+    assert "field larger than field limit" in r.text
+    assert count(engine, "leads", "email LIKE 'ok_@x.example'") == 2

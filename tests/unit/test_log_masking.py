@@ -5,11 +5,13 @@ from __future__ import annotations
 import io
 import json
 import logging
+from collections.abc import Callable
 
 import pytest
 import structlog
+from sqlalchemy.exc import IntegrityError
 
-from infra.logs import Masker, configure_logging, mask_email, mask_phone
+from infra.logs import Masker, configure_logging, escape_control, mask_email, mask_phone
 from infra.settings import ConfigError, Settings
 
 WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -138,3 +140,61 @@ def test_tracebacks_never_show_local_variables(fmt):
     out = stream.getvalue()
     assert "ValueError" in out and "boom" in out
     assert "hunter2-hunter2" not in out and "ann@shop.io" not in out
+
+
+def _render(fmt: str, log: Callable[[], None]) -> str:
+    stream = io.StringIO()
+    configure_logging(_settings(CRM_LOG_FORMAT=fmt), stream=stream)
+    try:
+        log()
+    finally:
+        configure_logging(_settings())
+    return stream.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["console", "json"])
+def test_exception_text_is_masked_in_every_format_sql_parameters_whole(fmt):
+    """A driver error's message and SQLAlchemy's [parameters: ...] carry a row's values."""
+
+    def fail_insert() -> None:
+        driver_error = Exception(
+            "duplicate key value violates unique constraint\n"
+            "DETAIL:  Key (email)=(ann.lee@shop.io) already exists."
+        )
+        raise IntegrityError(
+            "INSERT INTO leads (email, name, phone) VALUES (%(email)s, %(name)s, %(phone)s)",
+            {"email": "ann.lee@shop.io", "name": "Ann Lee", "phone": "+44 20 7946 0958"},
+            driver_error,
+        )
+
+    def log() -> None:
+        try:
+            fail_insert()
+        except IntegrityError:
+            logging.getLogger("crm.test").exception("insert failed")
+        try:
+            raise ValueError("no route for bob@example.org at +1 555 123 4567")
+        except ValueError:
+            logging.getLogger("crm.test").exception("lookup failed")
+
+    out = _render(fmt, log)
+    assert "IntegrityError" in out and "ValueError" in out  # the traceback is still there
+    assert "a***@shop.io" in out and "b***@example.org" in out and "***67" in out
+    for personal in ("ann.lee@shop.io", "Ann Lee", "7946 0958", "bob@example.org", "123 4567"):
+        assert personal not in out, personal
+
+
+@pytest.mark.parametrize("fmt", ["console", "json"])
+def test_control_characters_in_a_logged_path_cannot_forge_a_line(fmt):
+    path = "/api/x\n2026-01-01 [info] admin signed in\x00\r\u2028"
+    out = _render(
+        fmt, lambda: logging.getLogger("crm.test").warning("unhandled error on GET %s", path)
+    )
+    (line,) = out.splitlines()  # str.splitlines also splits on \r and \u2028
+    message = json.loads(line)["event"] if fmt == "json" else line
+    assert "/api/x\\n2026-01-01 [info] admin signed in\\x00\\r\\u2028" in message
+
+
+def test_escape_control_leaves_printable_text_alone():
+    assert escape_control("/api/forms/submit?a=b é ü") == "/api/forms/submit?a=b é ü"
+    assert escape_control("a\tb\x1b[31m") == "a\\tb\\x1b[31m"
