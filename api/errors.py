@@ -56,6 +56,8 @@ _POST_INIT = re.compile(r"^(\w+) must ")
 
 def _field_of(item: dict[str, Any]) -> str:
     """The JSON path of the field at fault, in the request's own (camelCase) names."""
+    if "field" in item:  # already a path in the request's names (api/inputs.py)
+        return str(item["field"])
     key = str(item.get("key") or "")
     if key == "data":  # Litestar's name for the whole request body
         key = ""
