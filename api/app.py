@@ -11,7 +11,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
 from api import admin
-from api.errors import EXCEPTION_HANDLERS
+from api.errors import EXCEPTION_HANDLERS, document_error_shape
 from api.health import live, ready
 from api.inputs import PolicedRequest, check_text_inputs
 from api.observability import MetricsController, edge, litestar_logging
@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     configure_logging(settings)  # one structured format for every logger (infra/logs.py)
     admin_side = admin.build(settings)  # sign-in, admin API and dashboard (api/admin)
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             PublicController,
             PullController,
@@ -85,3 +85,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
         logging_config=litestar_logging(),
         debug=settings.debug,
     )
+    document_error_shape(app.openapi_schema)
+    return app
