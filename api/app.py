@@ -11,8 +11,9 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
 from api import admin
-from api.errors import EXCEPTION_HANDLERS
+from api.errors import EXCEPTION_HANDLERS, document_error_shape
 from api.health import live, ready
+from api.inputs import PolicedRequest, check_text_inputs
 from api.observability import MetricsController, edge, litestar_logging
 from api.protection import cors, rate_limit, rate_limited, shared_store
 from api.public import PublicController
@@ -48,7 +49,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     configure_logging(settings)  # one structured format for every logger (infra/logs.py)
     admin_side = admin.build(settings)  # sign-in, admin API and dashboard (api/admin)
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             PublicController,
             PullController,
@@ -74,6 +75,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         on_startup=[startup],
         on_shutdown=[shutdown],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        # The input policy (api/inputs.py), for every route. Litestar takes the nearest layer's
+        # request_class and before_request: no router, controller or handler may set its own.
+        request_class=PolicedRequest,
+        before_request=check_text_inputs,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="crm-sync",
@@ -84,3 +89,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
         logging_config=litestar_logging(),
         debug=settings.debug,
     )
+    document_error_shape(app.openapi_schema)
+    return app

@@ -10,6 +10,7 @@ import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import OpenAPI, OpenAPIMediaType, OpenAPIResponse, Reference
 from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
     HTTP_404_NOT_FOUND,
@@ -59,6 +60,8 @@ _POST_INIT = re.compile(r"^(\w+) must ")
 
 def _field_of(item: dict[str, Any]) -> str:
     """The JSON path of the field at fault, in the request's own (camelCase) names."""
+    if "field" in item:  # already a path in the request's names (api/inputs.py)
+        return str(item["field"])
     key = str(item.get("key") or "")
     if key == "data":  # Litestar's name for the whole request body
         key = ""
@@ -162,6 +165,33 @@ PUBLIC_ERROR_RESPONSES: dict[int, ResponseSpec] = {
     429: _spec("Too many requests from this client; see Retry-After"),
     503: _spec("The database is unavailable; see Retry-After"),
 }
+
+
+def document_error_shape(schema: OpenAPI) -> None:
+    """Every documented 400 says what we answer (ErrorBody), not Litestar's default shape.
+
+    Litestar documents a 400 on each operation with parameters as {status_code, detail,
+    extra}; on_validation answers ErrorBody. A client or a schema checker (the fuzz test)
+    reading the document would otherwise be told the wrong shape.
+    """
+    bad_input = OpenAPIResponse(
+        description="Bad input: `field` names the parameter or JSON path at fault",
+        content={
+            "application/json": OpenAPIMediaType(
+                schema=Reference(ref="#/components/schemas/ErrorBody")
+            )
+        },
+    )
+    for item in (schema.paths or {}).values():
+        for method in ("get", "put", "post", "delete", "patch"):
+            operation = getattr(item, method, None)
+            if operation is None or not operation.responses or "400" not in operation.responses:
+                continue
+            documented = operation.responses["400"]
+            if isinstance(documented, OpenAPIResponse) and "ErrorBody" not in str(
+                documented.content
+            ):
+                operation.responses["400"] = bad_input
 
 
 EXCEPTION_HANDLERS: dict[type[Exception], Any] = {

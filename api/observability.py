@@ -9,17 +9,18 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from contextvars import ContextVar
-from typing import Any
 
-import msgspec
 from litestar import Response, get
 from litestar.datastructures import State
+from litestar.exceptions import HTTPException
 from litestar.logging.config import LoggingConfig
 from litestar.plugins.prometheus import PrometheusController
-from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.utils.scope.state import ScopeState
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram
 
 from api.protection import security_headers
@@ -37,6 +38,7 @@ from infra.metrics import (
 )
 from infra.settings import Settings
 
+log = logging.getLogger(__name__)
 REQUEST_ID_HEADER = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _request_id: ContextVar[str | None] = ContextVar("crm_request_id", default=None)
@@ -53,10 +55,6 @@ SUBMISSION_PATHS = {
 _FORM_TYPES = frozenset(t.value for t in FormType)
 
 
-class _FormTypeOnly(msgspec.Struct):
-    formType: Any = None  # the wire name
-
-
 def current_request_id() -> str | None:
     """The id of the request being served (set by the `edge` ASGI layer below)."""
     return _request_id.get()
@@ -70,13 +68,16 @@ def result_of(status: int, replayed: bool) -> str:
     )
 
 
-def _form_type(path: str, body: bytes) -> str:
+def _form_type(path: str, scope: Scope) -> str:
+    """The form type of a submission, from the body the handler already decoded.
+
+    Never decodes anything: the JSON Litestar parsed for the handler (valid or not) is kept
+    in the scope; a body that was never decoded (refused before, or undecodable) is "unknown".
+    """
     if path != FORMS_PATH:
         return SUBMISSION_PATHS[path]
-    try:
-        value = msgspec.json.decode(body, type=_FormTypeOnly).formType
-    except msgspec.DecodeError:
-        return "unknown"
+    decoded = ScopeState.from_scope(scope).json
+    value = decoded.get("formType") if isinstance(decoded, dict) else None
     return value if isinstance(value, str) and value in _FORM_TYPES else "unknown"
 
 
@@ -126,24 +127,17 @@ def edge(app: ASGIApp) -> ASGIApp:
         submission = method == "POST" and path in SUBMISSION_PATHS
         pending = track_notifications()
         extra = [(b"x-request-id", request_id.encode()), *security_headers(path)]
-        status, replayed = 500, False
-        body = bytearray()
+        status, replayed, answered = 500, False, False
         timed = not path.startswith(UNTIMED)
+        template: str = scope.get("path_template", path)
         if timed:
-            template: str = scope.get("path_template", path)
             IN_PROGRESS.labels(method, template, APP_NAME).inc()
         started = time.perf_counter()
 
-        async def receive_body() -> ReceiveMessage:
-            message = await receive()
-            if message["type"] == "http.request" and len(body) < 65536:
-                body.extend(message.get("body", b""))
-            return message
-
         async def send_with_headers(message: Message) -> None:
-            nonlocal status, replayed
+            nonlocal status, replayed, answered
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, answered = message["status"], True
                 headers = list(message.get("headers", ()))
                 names = {k.lower() for k, _ in headers}
                 replayed = b"idempotent-replayed" in names
@@ -152,21 +146,33 @@ def edge(app: ASGIApp) -> ASGIApp:
             await send(message)
 
         try:
-            await app(scope, receive_body if path == FORMS_PATH else receive, send_with_headers)
+            await app(scope, receive, send_with_headers)
+        except BaseException as exc:
+            # Raised by a middleware further in (a 401 from the session check): Litestar's
+            # outermost handler answers it; count it with the status it will answer.
+            if isinstance(exc, HTTPException) and not answered:
+                status = exc.status_code
+            raise
         finally:
-            if 200 <= status < 300:
-                count_committed(pending)  # a 2xx means the rows were committed
-            if submission:
-                SUBMISSIONS.labels(_form_type(path, bytes(body)), result_of(status, replayed)).inc()
-            if timed:
-                labels = (method, template, str(status), APP_NAME)
-                REQUEST_DURATION.labels(*labels).observe(time.perf_counter() - started)
-                REQUESTS.labels(*labels).inc()
-                if status >= 500:
-                    REQUEST_ERRORS.labels(*labels).inc()
-                IN_PROGRESS.labels(method, template, APP_NAME).dec()
-            clear_context()
-            _request_id.reset(token)
+            try:
+                seconds = time.perf_counter() - started
+                if 200 <= status < 300:
+                    count_committed(pending)  # a 2xx means the rows were committed
+                if submission:
+                    SUBMISSIONS.labels(_form_type(path, scope), result_of(status, replayed)).inc()
+                if timed:
+                    labels = (method, template, str(status), APP_NAME)
+                    REQUEST_DURATION.labels(*labels).observe(seconds)
+                    REQUESTS.labels(*labels).inc()
+                    if status >= 500:
+                        REQUEST_ERRORS.labels(*labels).inc()
+            except Exception:  # counting must never turn an answer into an error
+                log.exception("request metrics failed on %s %s", method, path)
+            finally:
+                if timed:
+                    IN_PROGRESS.labels(method, template, APP_NAME).dec()
+                clear_context()
+                _request_id.reset(token)
 
     return middleware
 

@@ -52,6 +52,8 @@ def api(host: str, port: int, workers: int) -> None:
 
     import uvicorn
 
+    from api.serving import server_options
+
     load_settings()  # fail fast, naming the variable, before forking workers
     if workers > 1 and not os.environ.get("CRM_SECRET_KEY"):
         # One key for all the workers: a CSRF token one process signs, the others accept.
@@ -64,6 +66,7 @@ def api(host: str, port: int, workers: int) -> None:
         workers=workers,
         access_log=False,
         log_level="info",
+        **server_options(),  # request headers capped (api/serving.py)
     )
 
 

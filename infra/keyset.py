@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 from sqlalchemy import ColumnElement, Row, Select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -23,6 +23,14 @@ from domain.errors import DomainError
 
 MAX_PAGE_SIZE = 200
 Parser = Callable[[Any], Any]
+# What a cursor's key values may be: the strings and integers encode_cursor writes, each in
+# the range of the columns they are compared with (bigint at most), nothing else (no floats,
+# no Infinity, no nested lists). Anything outside is a 400 on `cursor`, never a database error.
+_KeyValue = (
+    Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+    | Annotated[str, msgspec.Meta(max_length=64, pattern="^[^\\x00]*$")]
+)
+_CursorBody = tuple[str, list[_KeyValue]]
 
 
 class BadCursor(DomainError):
@@ -38,19 +46,30 @@ def _plain(value: object) -> object:
 
 
 def encode_cursor(kind: str, values: Sequence[object]) -> str:
-    raw = json.dumps([kind, [_plain(v) for v in values]], separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    raw = msgspec.json.encode([kind, [_plain(v) for v in values]])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str, kind: str, parsers: Sequence[Parser]) -> list[Any]:
-    """The key values of a cursor made by encode_cursor for the same list and sort."""
+    """The key values of a cursor made by encode_cursor for the same list and sort.
+
+    A cursor is client input like any other: whatever it holds (another list's keys, wrong
+    types, huge numbers, bytes that are not JSON) is a BadCursor, never an exception a
+    parser or the database would raise.
+    """
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        found_kind, values = json.loads(raw)
+        found_kind, values = msgspec.json.decode(raw, type=_CursorBody)
         if found_kind != kind or len(values) != len(parsers):
             raise ValueError(kind)
         return [parse(v) for parse, v in zip(parsers, values, strict=True)]
-    except (ValueError, TypeError, binascii.Error) as exc:
+    except (
+        ValueError,  # msgspec.DecodeError and UnicodeDecodeError are ValueErrors too
+        TypeError,
+        AttributeError,  # uuid.UUID(5)
+        OverflowError,
+        binascii.Error,
+    ) as exc:
         raise BadCursor("cursor does not belong to this list or sort order") from exc
 
 

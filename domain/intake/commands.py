@@ -5,6 +5,7 @@ Strings have sane maximum lengths; emails are trimmed and lower-cased in __post_
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 import msgspec
@@ -22,12 +23,42 @@ EMAIL_PATTERN = (
 Email = Annotated[
     str, msgspec.Meta(max_length=254, pattern=EMAIL_PATTERN, examples=["buyer@company.com"])
 ]
-Name = Annotated[str, msgspec.Meta(max_length=200)]
-RequiredName = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"[^ \t\r\n]")]
+# Characters that show nothing: controls, every Unicode space (NBSP included), and the
+# invisible format characters (zero-width space and joiners, soft hyphen, BOM, fillers).
+# A name made only of them normalises to nothing: it is refused, never stored as "" or null.
+INVISIBLE = (
+    r"\x00-\x20\x7f-\xa0\xad\u115f\u1160\u180e\u2000-\u200f\u2028-\u202f"
+    r"\u205f-\u2064\u2800\u3000\u3164\ufeff\uffa0"
+)
+VISIBLE = f"[^{INVISIBLE}]"  # matched anywhere: "holds at least one visible character"
+# Optional names: blank (what an untouched form field sends) means absent; anything else
+# must show something. Required names must show something.
+Name = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=200,
+        pattern=rf"^[ \t\r\n]*$|{VISIBLE}",
+        description="Blank for none; otherwise at least one visible character",
+    ),
+]
+RequiredName = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=200,
+        pattern=VISIBLE,
+        description="At least one visible character",
+    ),
+]
 Phone = Annotated[str, msgspec.Meta(max_length=50, pattern=r"^[0-9+()\-.\s/x]*$")]
 Message = Annotated[str, msgspec.Meta(max_length=10_000)]
 Password = Annotated[str, msgspec.Meta(min_length=8, max_length=200)]
-Metadata = Annotated[dict[str, Any], msgspec.Meta(max_length=50)]
+# At most 50 keys. Its depth is bounded at the edge (api/inputs.py: a JSON body nests at
+# most 32 levels, so metadata at most 30 below itself).
+Metadata = Annotated[
+    dict[str, Any],
+    msgspec.Meta(max_length=50, description="Free-form; at most 50 keys and 30 levels deep"),
+]
 # A field people never see (the form hides it) and bots fill in; see domain/intake/spam.py.
 Honeypot = (
     Annotated[
@@ -49,10 +80,18 @@ def normalize_email(email: str) -> str:
     return email.strip(BLANK).lower()
 
 
+_INVISIBLE_CHARS = "".join(
+    chr(c)
+    for lo, hi in re.findall(r"(\\[xu][0-9a-f]+)(?:-(\\[xu][0-9a-f]+))?", INVISIBLE)
+    for c in range(int(lo[2:], 16), int((hi or lo)[2:], 16) + 1)
+)
+
+
 def _blank_to_none(value: str | None) -> str | None:
+    """Trimmed of invisible characters at both ends; None when nothing is left."""
     if value is None:
         return None
-    value = value.replace("\x00", "").strip(BLANK)
+    value = value.replace("\x00", "").strip(_INVISIBLE_CHARS)
     return value or None
 
 
