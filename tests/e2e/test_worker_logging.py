@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.e2e.harness import Proc, free_port, wait_for
-from tests.e2e.test_observability import _json_lines, _worker_metrics
+from tests.e2e.test_infra_observability import _json_lines, _worker_metrics
 
 LAST_DISPATCH = "crm_worker_last_dispatch_timestamp_seconds"
 

@@ -11,7 +11,7 @@ from prometheus_client import REGISTRY
 from api.errors import EXCEPTION_HANDLERS
 from api.inputs import PolicedRequest
 from api.observability import FORMS_PATH, edge
-from tests.integration.test_metrics import scrape, value
+from tests.integration.test_infra_metrics import scrape, value
 
 JSON = {"Content-Type": "application/json"}
 FORM = {"method": "POST", "path": FORMS_PATH, "app_name": "crm-sync"}

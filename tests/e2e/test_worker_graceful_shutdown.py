@@ -7,7 +7,7 @@ import time
 
 from tests.conftest import count
 from tests.e2e.harness import Receiver, wait_for
-from tests.e2e.test_delivery_resilience import seed_notifications
+from tests.e2e.test_outbox_delivery_resilience import seed_notifications
 
 
 def test_sigterm_finishes_or_releases_in_flight_work(make_stack, engine):

@@ -8,8 +8,8 @@ import sys
 
 from tests.conftest import rows
 from tests.e2e.harness import ROOT, Receiver, always, wait_for
-from tests.e2e.test_delivery import FORM, _state
-from tests.e2e.test_delivery_resilience import seed_notifications
+from tests.e2e.test_outbox_delivery import FORM, _state
+from tests.e2e.test_outbox_delivery_resilience import seed_notifications
 
 
 def _attempts(engine, note_id):

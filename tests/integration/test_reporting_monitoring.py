@@ -14,7 +14,7 @@ from tests.integration.admin_support import (
     make_admin,
     sign_in,
 )
-from tests.integration.test_admin_leads import add_lead
+from tests.integration.test_leads_lifecycle import add_lead
 
 
 @pytest.fixture
