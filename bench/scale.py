@@ -163,7 +163,7 @@ SELECT gen_random_uuid(),
 FROM (
     SELECT g,
            -- one lead in five reuses an earlier address: ~20 % repeated emails
-           CASE WHEN g % 5 = 0 THEN 1 + (g * 7919) % ${n} ELSE g END AS e,
+           CASE WHEN g % 5 = 0 THEN 1 + (g::bigint * 7919) % ${n} ELSE g END AS e,
            CASE WHEN g % 10 < 5 THEN 1 WHEN g % 10 < 8 THEN 2 ELSE 3 END AS t,
            CASE WHEN (g * 17) % 100 < 55 THEN 'NEW' WHEN (g * 17) % 100 < 75 THEN 'CONTACTED'
                 WHEN (g * 17) % 100 < 85 THEN 'QUALIFIED' WHEN (g * 17) % 100 < 93 THEN 'CONVERTED'
