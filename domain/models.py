@@ -203,6 +203,15 @@ class CrmNotification(Base):
             postgresql_where=text("read = false AND status = 'PENDING'"),
             sqlite_where=text("read = 0 AND status = 'PENDING'"),
         ),
+        # Serves the claim's "is anything due?": a target's pending rows by due time, so
+        # rows waiting in backoff cost nothing when none is due (issue 14, bench/scale.py).
+        Index(
+            "idx_crm_notifications_claim",
+            "target_system",
+            "next_attempt_at",
+            postgresql_where=text("read = false AND status = 'PENDING'"),
+            sqlite_where=text("read = 0 AND status = 'PENDING'"),
+        ),
         Index(
             "idx_crm_notifications_unread",
             "target_system",

@@ -109,6 +109,27 @@ def _due(now: datetime) -> Any:
     )
 
 
+def _any_due(now: datetime, targets: Sequence[str]) -> Any:
+    # A target's earliest due time, read off idx_crm_notifications_claim in one index probe
+    # and evaluated once per claim (an InitPlan): when every pending row waits in backoff, the
+    # claim stops here instead of walking the whole backlog in priority order to find nothing
+    # (the planner cannot know pending rows are the ones in the future; issue 14).
+    return or_(
+        *(
+            select(func.min(N.c.next_attempt_at))
+            .where(
+                N.c.target_system == target,
+                N.c.read == false(),
+                N.c.status == NotificationStatus.PENDING,
+                or_(N.c.claimed_until.is_(None), N.c.claimed_until < now),
+            )
+            .scalar_subquery()
+            <= now
+            for target in targets
+        )
+    )
+
+
 async def claim_due(
     conn: AsyncConnection,
     worker_id: str,
@@ -126,7 +147,7 @@ async def claim_due(
     now = utcnow()
     picked = (
         select(N.c.id)
-        .where(_due(now), N.c.target_system.in_(targets))
+        .where(_due(now), N.c.target_system.in_(targets), _any_due(now, targets))
         .order_by(N.c.priority_rank.desc(), N.c.created_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
