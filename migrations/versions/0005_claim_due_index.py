@@ -4,8 +4,8 @@ With many rows waiting in backoff and none due, the dispatcher's claim walked th
 backlog in priority order (idx_crm_notifications_due) only to find nothing due. This index finds
 a target's due rows by a range scan on next_attempt_at, so "nothing due" costs one index probe.
 
-Revision ID: 0005_claim_due_index
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-11-27 15:00:00
 """
 
