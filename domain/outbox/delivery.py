@@ -119,7 +119,7 @@ def _any_due(now: datetime, targets: Sequence[str]) -> Any:
             select(func.min(N.c.next_attempt_at))
             .where(
                 N.c.target_system == target,
-                N.c.read == false(),
+                is_unread(),
                 N.c.status == NotificationStatus.PENDING,
                 or_(N.c.claimed_until.is_(None), N.c.claimed_until < now),
             )
