@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from litestar.testing import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from domain.models import utcnow
 from domain.quotes.expiry import expire_quotes
@@ -353,3 +353,22 @@ def test_expiry_expires_priced_quotes_past_valid_until_and_unpriced_ones_past_ex
         "reason": "never priced",
         "by": "SYSTEM",
     }
+
+
+def test_an_offer_past_valid_until_cannot_be_accepted(make_client, settings, engine):
+    buyer = customer(make_client)
+    quote_id = request_quote(buyer)
+    staff = admin_client(make_client, settings)
+    quote = staff.get(f"/api/admin/quotes/{quote_id}").json()
+    assert staff.post(
+        f"/api/admin/quotes/{quote_id}/price", json=pricing(quote, "1", "1")
+    ).is_success
+    with engine.begin() as conn:  # the offer ran out before the beat task came by
+        conn.execute(
+            text("UPDATE quotes SET valid_until = :t WHERE id = :i"),
+            {"t": utcnow() - timedelta(minutes=1), "i": quote_id},
+        )
+    before = snapshot(engine, quote_id)
+    r = buyer.post(f"/api/v1/quotes/{quote_id}/accept")
+    assert r.status_code == 409 and "ran out" in r.json()["detail"]
+    assert snapshot(engine, quote_id) == before
