@@ -61,6 +61,8 @@ class NotificationType(StrEnum):
     NEWSLETTER_SIGNUP = "NEWSLETTER_SIGNUP"
     NEW_CUSTOMER = "NEW_CUSTOMER"
     LEAD_CONVERTED = "LEAD_CONVERTED"
+    QUOTE_STATUS_CHANGED = "QUOTE_STATUS_CHANGED"
+    QUOTE_MESSAGE = "QUOTE_MESSAGE"
 
 
 class NotificationPriority(StrEnum):
@@ -84,6 +86,7 @@ class UserRole(StrEnum):
 
 class QuoteStatus(StrEnum):
     SUBMITTED = "SUBMITTED"
+    QUOTED = "QUOTED"
     NEGOTIATING = "NEGOTIATING"
     ACCEPTED = "ACCEPTED"
     REJECTED = "REJECTED"
@@ -94,6 +97,15 @@ class QuoteEventType(StrEnum):
     CREATED = "CREATED"
     MESSAGE = "MESSAGE"
     STATUS_CHANGED = "STATUS_CHANGED"
+    PRICED = "PRICED"
+
+
+class QuoteActor(StrEnum):
+    """Who moves a quote: staff (admin/sales), the signed-in customer, or the expiry task."""
+
+    STAFF = "STAFF"
+    CUSTOMER = "CUSTOMER"
+    SYSTEM = "SYSTEM"
 
 
 class MessageSender(StrEnum):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any, cast
 
@@ -21,6 +22,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Numeric,
     SmallInteger,
     String,
     Table,
@@ -334,6 +336,10 @@ class Quote(TimestampMixin, Base):
     phone: Mapped[str | None] = mapped_column(String(50))
     message: Mapped[str | None] = mapped_column(Text)
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONType)
+    # Set by staff pricing (SUBMITTED/NEGOTIATING -> QUOTED): ISO 4217 code, offer deadline.
+    currency: Mapped[str | None] = mapped_column(String(3))
+    valid_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    priced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     customer: Mapped[Customer] = relationship(back_populates="quotes")
     lines: Mapped[list[QuoteLine]] = relationship(
@@ -343,7 +349,10 @@ class Quote(TimestampMixin, Base):
 
 class QuoteLine(Base):
     __tablename__ = "quote_lines"
-    __table_args__ = (CheckConstraint("quantity > 0", name="quantity_positive"),)
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint("unit_price >= 0", name="unit_price_not_negative"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     quote_id: Mapped[uuid.UUID] = mapped_column(
@@ -354,6 +363,7 @@ class QuoteLine(Base):
     name: Mapped[str | None] = mapped_column(String(200))
     quantity: Mapped[int] = mapped_column(Integer)
     unit: Mapped[str | None] = mapped_column(String(32))
+    unit_price: Mapped[Decimal | None] = mapped_column(Numeric(18, 4))
 
     quote: Mapped[Quote] = relationship(back_populates="lines")
 
@@ -435,6 +445,7 @@ NOTIFICATIONS = table_of(CrmNotification)
 QUOTES = table_of(Quote)
 QUOTE_LINES = table_of(QuoteLine)
 QUOTE_EVENTS = table_of(QuoteEvent)
+NEGOTIATION_MESSAGES = table_of(NegotiationMessage)
 IDEMPOTENCY_KEYS = table_of(IdempotencyKey)
 ATTEMPTS = table_of(CrmNotificationAttempt)
 SNAPSHOTS = table_of(CrmStatsSnapshot)
@@ -463,5 +474,14 @@ Index(
 )
 Index(
     "idx_newsletter_subscribers_keyset", SUBSCRIBERS.c.subscribed_at.desc(), SUBSCRIBERS.c.id.desc()
+)
+# The quote lists (admin: all, by status, by customer; a customer's own), newest first.
+Index("idx_quotes_keyset", QUOTES.c.created_at.desc(), QUOTES.c.id.desc())
+Index("idx_quotes_status_keyset", QUOTES.c.status, QUOTES.c.created_at.desc(), QUOTES.c.id.desc())
+Index(
+    "idx_quotes_customer_keyset",
+    QUOTES.c.customer_id,
+    QUOTES.c.created_at.desc(),
+    QUOTES.c.id.desc(),
 )
 Index("idx_crm_notifications_keyset", NOTIFICATIONS.c.created_at.desc(), NOTIFICATIONS.c.id.desc())

@@ -8,7 +8,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from domain.enums import FormType, LeadStatus, LeadType, NotificationPriority, NotificationType
+from domain.enums import (
+    FormType,
+    LeadStatus,
+    LeadType,
+    NotificationPriority,
+    NotificationType,
+    QuoteActor,
+    QuoteStatus,
+)
 from domain.errors import IllegalTransition
 
 
@@ -168,6 +176,8 @@ LEAD_TRANSITIONS: Mapping[LeadStatus, tuple[LeadStatus, ...]] = {
     LeadStatus.CONVERTED: (),
     LeadStatus.REJECTED: (),
 }
+# Leads still in the pipeline: what an accepted quote converts (seed: "CONVERTED: quote accepted").
+OPEN_LEAD_STATUSES = frozenset(s for s, moves in LEAD_TRANSITIONS.items() if moves)
 
 # The seed's conversion funnel: each stage counts the leads that reached it or went further.
 FUNNEL_STAGES: tuple[tuple[str, frozenset[LeadStatus]], ...] = (
@@ -189,4 +199,54 @@ def check_transition(current: LeadStatus, target: LeadStatus) -> None:
     allowed = ", ".join(s.value for s in LEAD_TRANSITIONS[current]) or "none (final status)"
     raise IllegalTransition(
         f"a {current.value} lead cannot move to {target.value}; allowed: {allowed}"
+    )
+
+
+# Quote lifecycle (seed: quotes; "CONVERTED: quote accepted"): each status's allowed moves and
+# who may make them. Staff price a SUBMITTED or NEGOTIATING quote (-> QUOTED), a customer's
+# message on a QUOTED quote opens a negotiation, the customer accepts or rejects a QUOTED quote
+# (staff may record either on their behalf), and the expiry task closes any open quote past its
+# validity. ACCEPTED, REJECTED and EXPIRED are final.
+_STAFF, _CUSTOMER, _SYSTEM = QuoteActor.STAFF, QuoteActor.CUSTOMER, QuoteActor.SYSTEM
+QUOTE_TRANSITIONS: Mapping[QuoteStatus, Mapping[QuoteStatus, frozenset[QuoteActor]]] = {
+    QuoteStatus.SUBMITTED: {
+        QuoteStatus.QUOTED: frozenset({_STAFF}),
+        QuoteStatus.REJECTED: frozenset({_STAFF}),
+        QuoteStatus.EXPIRED: frozenset({_STAFF, _SYSTEM}),
+    },
+    QuoteStatus.QUOTED: {
+        QuoteStatus.NEGOTIATING: frozenset({_CUSTOMER}),
+        QuoteStatus.ACCEPTED: frozenset({_CUSTOMER, _STAFF}),
+        QuoteStatus.REJECTED: frozenset({_CUSTOMER, _STAFF}),
+        QuoteStatus.EXPIRED: frozenset({_STAFF, _SYSTEM}),
+    },
+    QuoteStatus.NEGOTIATING: {
+        QuoteStatus.QUOTED: frozenset({_STAFF}),
+        QuoteStatus.REJECTED: frozenset({_STAFF}),
+        QuoteStatus.EXPIRED: frozenset({_STAFF, _SYSTEM}),
+    },
+    QuoteStatus.ACCEPTED: {},
+    QuoteStatus.REJECTED: {},
+    QuoteStatus.EXPIRED: {},
+}
+# Statuses a quote can still leave: the ones the expiry task looks at and messages may reach.
+OPEN_QUOTE_STATUSES = frozenset(s for s, moves in QUOTE_TRANSITIONS.items() if moves)
+# A message that moves its quote: (sender, status now) -> new status.
+QUOTE_MESSAGE_MOVES: Mapping[tuple[QuoteActor, QuoteStatus], QuoteStatus] = {
+    (_CUSTOMER, QuoteStatus.QUOTED): QuoteStatus.NEGOTIATING,
+}
+
+
+def allowed_quote_moves(current: QuoteStatus, actor: QuoteActor) -> tuple[QuoteStatus, ...]:
+    return tuple(s for s, actors in QUOTE_TRANSITIONS[current].items() if actor in actors)
+
+
+def check_quote_transition(current: QuoteStatus, target: QuoteStatus, actor: QuoteActor) -> None:
+    """Raise IllegalTransition naming the moves this actor may make from `current`."""
+    if actor in QUOTE_TRANSITIONS[current].get(target, frozenset()):
+        return
+    allowed = ", ".join(s.value for s in allowed_quote_moves(current, actor))
+    raise IllegalTransition(
+        f"a {current.value} quote cannot move to {target.value}"
+        f" ({actor.value.lower()}); allowed: {allowed or 'none'}"
     )

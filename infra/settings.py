@@ -251,6 +251,10 @@ class Settings:
     stale_after: timedelta = timedelta(hours=1)
     alert_webhook_url: Secret | None = None  # Slack-style URLs carry a token
     retention: timedelta = timedelta(days=30)
+    # An open quote nobody priced expires this long after its creation (a priced one at its
+    # validUntil); checked by the quote-expiry beat task every `quote_expiry_check_seconds`.
+    quote_expire_after: timedelta = timedelta(days=30)
+    quote_expiry_check_seconds: float = 300.0
     # Observability: log format and level, the prometheus multiprocess directory, worker metrics
     log_format: str = "console"
     log_level: str = "INFO"
@@ -336,6 +340,12 @@ class Settings:
             ),
             alert_webhook_url=_secret_url(env, "CRM_ALERT_WEBHOOK_URL"),
             retention=timedelta(days=_float(env, "CRM_RETENTION_DAYS", _days(d.retention))),
+            quote_expire_after=timedelta(
+                days=_float(env, "CRM_QUOTE_EXPIRE_DAYS", _days(d.quote_expire_after))
+            ),
+            quote_expiry_check_seconds=_float(
+                env, "CRM_QUOTE_EXPIRY_CHECK_SECONDS", d.quote_expiry_check_seconds
+            ),
             log_format=_choice(env, "CRM_LOG_FORMAT", ("console", "json"), d.log_format),
             log_level=_choice(env, "CRM_LOG_LEVEL", LOG_LEVELS, d.log_level),
             metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or d.metrics_dir,

@@ -17,6 +17,7 @@ DISPATCH = DISPATCH_TASK
 STATS = "crm.stats_snapshot"
 STALE = "crm.check_stale"
 RETENTION = "crm.retention"
+QUOTE_EXPIRY = "crm.expire_quotes"
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -48,6 +49,10 @@ def make_celery(settings: Settings) -> Celery:
                 "schedule": timedelta(seconds=settings.stale_check_seconds),
             },
             "retention": {"task": RETENTION, "schedule": timedelta(days=1)},
+            "quote-expiry": {
+                "task": QUOTE_EXPIRY,
+                "schedule": timedelta(seconds=settings.quote_expiry_check_seconds),
+            },
         },
     )
     return app
@@ -62,4 +67,6 @@ def _structured_logs(loglevel: int | str | None = None, **_: Any) -> None:
     """Celery's own lines, ours and the tasks' all go through structlog (infra/logs.py).
 
     The periodic tasks' routine lines (received, succeeded, sent by beat) are DEBUG lines."""
-    configure_logging(settings, level=loglevel, quiet_tasks=(DISPATCH, STATS, STALE, RETENTION))
+    configure_logging(
+        settings, level=loglevel, quiet_tasks=(DISPATCH, STATS, STALE, RETENTION, QUOTE_EXPIRY)
+    )

@@ -6,14 +6,17 @@ worker/runtime.py, the graceful SIGTERM stop in worker/shutdown.py.
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from domain.models import utcnow
 from domain.outbox.alerts import AlertEvent, check_stale
 from domain.outbox.retention import purge_expired
+from domain.quotes.expiry import EXPIRY_BATCH, expire_quotes
 from domain.reporting.snapshots import take_snapshot
 from infra.logs import get_logger
 from worker import runtime, shutdown
 from worker.alerts import send_alert
-from worker.celery_app import DISPATCH, RETENTION, STALE, STATS, app, settings
+from worker.celery_app import DISPATCH, QUOTE_EXPIRY, RETENTION, STALE, STATS, app, settings
 from worker.metrics import summarized_dispatch
 
 log = get_logger("crm.tasks")
@@ -53,3 +56,22 @@ def retention() -> dict[str, int]:
     )
     log.info("retention removed", **removed.as_dict())
     return removed.as_dict()
+
+
+@app.task(name=QUOTE_EXPIRY)
+def expire_due_quotes() -> int:
+    """Expire open quotes past validUntil (or CRM_QUOTE_EXPIRE_DAYS when never priced), a batch
+    per transaction until a batch comes back short."""
+    total = 0
+
+    async def batch(conn: AsyncConnection) -> int:
+        return await expire_quotes(conn, utcnow(), settings.quote_expire_after, settings.routes)
+
+    while True:
+        expired = runtime.in_transaction(settings, batch)
+        total += expired
+        if expired < EXPIRY_BATCH:
+            break
+    if total:
+        log.info("quotes expired", count=total)
+    return total

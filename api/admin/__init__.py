@@ -1,4 +1,5 @@
-"""Admin and sales side (auth, lead lifecycle, monitoring, dashboard): registered by the app factory.
+"""Signed-in side (auth; staff: leads, quotes, monitoring, dashboard; customers: their quotes),
+registered by the app factory.
 
 `build(settings)` gives what this feature adds to the app; see api/app.py. Everything below
 sits behind a session (401 without one) and the CSRF check; admin routes add the admin guard.
@@ -30,7 +31,9 @@ from api.admin.leads import LeadController
 from api.admin.monitoring import MonitoringController
 from api.admin.notifications import NotificationController
 from api.admin.pages import DashboardPagesController
+from api.admin.quotes import AdminQuoteController
 from api.admin.signin import DashboardAuthController
+from api.quotes import CustomerQuoteController
 from infra.settings import Settings
 
 API_DIR = Path(__file__).resolve().parent.parent
@@ -55,6 +58,8 @@ def build(settings: Settings) -> AdminSide:
             CrmSyncController,
             NotificationController,
             MonitoringController,
+            AdminQuoteController,
+            CustomerQuoteController,  # signed-in customers: same sessions and CSRF
         ],
         middleware=security_middleware(settings),
     )

@@ -35,6 +35,7 @@ from api.admin.sessions import (
 )
 from domain.accounts.throttle import clear_failures, locked_for, record_failure
 from domain.accounts.users import SessionUser, authenticate, user_by_id
+from domain.enums import UserRole
 from infra.db import Database
 from infra.settings import Settings
 
@@ -97,6 +98,13 @@ def admin_only(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     user = connection.scope.get("user")  # unset (not an error) where no session check ran
     if not isinstance(user, SessionUser) or not user.is_admin:
         raise PermissionDeniedException("admin role required")
+
+
+def customer_only(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    """Guard of the customer's own endpoints (/api/v1/quotes): staff accounts get a 403."""
+    user = connection.user
+    if not isinstance(user, SessionUser) or user.role != UserRole.CUSTOMER:
+        raise PermissionDeniedException("a customer account is required")
 
 
 def session_auth(secure: bool) -> SessionAuth[SessionUser, Any]:

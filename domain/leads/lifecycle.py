@@ -35,6 +35,7 @@ from domain.rules import (
     LEAD_SCORE_MIN,
     MANUAL_LEAD_SCORE,
     MANUAL_LEAD_SOURCE,
+    OPEN_LEAD_STATUSES,
     Route,
     check_transition,
 )
@@ -195,8 +196,44 @@ async def convert_lead(
     if status == LeadStatus.CONVERTED:
         raise IllegalTransition("this lead is already CONVERTED")
     check_transition(status, LeadStatus.CONVERTED)
+    return await _convert(conn, lead, actor, routes)
+
+
+async def convert_open_leads(
+    conn: AsyncConnection,
+    email: str,
+    actor: str,
+    routes: Iterable[Route],
+    via: Mapping[str, str],
+) -> list[Conversion]:
+    """The seed's lifecycle "CONVERTED: quote accepted": every open lead with this email is
+    converted, whatever its stage, as `convert_lead` converts one (Customer made ACTIVE,
+    LEAD_CONVERTED, audit entry). `via` says what converted them (kept in the lead's and
+    customer's metadata and in the notification)."""
+    leads = await conn.execute(
+        select(LEADS)
+        .where(LEADS.c.email == email, LEADS.c.status.in_(OPEN_LEAD_STATUSES))
+        .order_by(LEADS.c.created_at, LEADS.c.id)
+        .with_for_update()
+    )
+    return [await _convert(conn, lead, actor, routes, via) for lead in leads.all()]
+
+
+async def _convert(
+    conn: AsyncConnection,
+    lead: Any,
+    actor: str,
+    routes: Iterable[Route],
+    via: Mapping[str, str] | None = None,
+) -> Conversion:
+    """Convert a locked lead whose move was checked by the caller."""
+    lead_id, status = lead.id, LeadStatus(lead.status)
     now = utcnow()
-    conversion_meta = {"convertedFromLeadId": str(lead_id), "convertedDate": now.isoformat()}
+    conversion_meta = {
+        "convertedFromLeadId": str(lead_id),
+        "convertedDate": now.isoformat(),
+        **(via or {}),
+    }
     customer = await ensure_customer(
         conn,
         NewCustomer(
@@ -219,7 +256,7 @@ async def convert_lead(
             status=LeadStatus.CONVERTED,
             converted_at=now,
             updated_at=now,
-            metadata={**(lead.metadata or {}), "customerId": str(customer_id)},
+            metadata={**(lead.metadata or {}), "customerId": str(customer_id), **(via or {})},
         )
     )
     converted = dict(lead._mapping, status=LeadStatus.CONVERTED)
@@ -231,6 +268,7 @@ async def convert_lead(
             customerCreated=created,
             convertedBy=actor,
             convertedAt=now.isoformat(),
+            **(via or {}),
         ),
         routes,
         now,

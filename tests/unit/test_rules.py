@@ -93,3 +93,25 @@ def test_attribution_keeps_utm_and_campaign_fields_only():
 )
 def test_split_name(name, expected):
     assert split_name(name) == expected
+
+
+def test_quote_moves_are_one_table_read_per_actor():
+    from domain.enums import QuoteActor, QuoteStatus
+    from domain.errors import IllegalTransition
+    from domain.rules import OPEN_QUOTE_STATUSES, allowed_quote_moves, check_quote_transition
+
+    assert {
+        QuoteStatus.SUBMITTED,
+        QuoteStatus.QUOTED,
+        QuoteStatus.NEGOTIATING,
+    } == OPEN_QUOTE_STATUSES
+    assert allowed_quote_moves(QuoteStatus.QUOTED, QuoteActor.CUSTOMER) == (
+        QuoteStatus.NEGOTIATING,
+        QuoteStatus.ACCEPTED,
+        QuoteStatus.REJECTED,
+    )
+    check_quote_transition(QuoteStatus.NEGOTIATING, QuoteStatus.QUOTED, QuoteActor.STAFF)
+    with pytest.raises(IllegalTransition, match=r"allowed: QUOTED, REJECTED, EXPIRED$"):
+        check_quote_transition(QuoteStatus.NEGOTIATING, QuoteStatus.ACCEPTED, QuoteActor.STAFF)
+    with pytest.raises(IllegalTransition, match=r"allowed: none$"):
+        check_quote_transition(QuoteStatus.SUBMITTED, QuoteStatus.ACCEPTED, QuoteActor.CUSTOMER)
