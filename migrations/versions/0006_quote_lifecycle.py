@@ -1,8 +1,8 @@
 """quote lifecycle: QUOTED status, line prices, currency and validity, PRICED events,
 QUOTE_STATUS_CHANGED and QUOTE_MESSAGE notifications, keyset indexes of the quote lists
 
-Revision ID: 0005_quote_lifecycle
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-11-28 10:00:00.000000
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005_quote_lifecycle"
-down_revision: str | None = "0004"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
