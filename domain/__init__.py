@@ -9,8 +9,9 @@ intake/        public use cases: forms, newsletter, registration, RFQ, spam chec
 leads/         lead lifecycle (create, update, convert), queries, CSV import/export, audit trail
 outbox/        notification rows, delivery bookkeeping (claim/record/release/replay/ack),
                the reads (unread per target, pull list: queries.py), alerts
+quotes/        quote lifecycle: pricing, negotiation messages, accept/reject, expiry
 reporting/     stats cards and snapshots, monitoring figures, the admin overview
-accounts/      users (staff and customers) and password hashing
+accounts/      users (staff and customers), password policy and hashing, sign-in throttling
 
 Platform code (settings, engines, group commit, logs, metrics, migrations, keyset pagination)
 lives in `infra/`, which everything may use; `api/` (HTTP) and `worker/` (Celery) call in here.
