@@ -31,6 +31,7 @@ from api.admin.monitoring import MonitoringController
 from api.admin.notifications import NotificationController
 from api.admin.pages import DashboardPagesController
 from api.admin.signin import DashboardAuthController
+from api.admin.targets import TargetController
 from infra.settings import Settings
 
 API_DIR = Path(__file__).resolve().parent.parent
@@ -55,6 +56,7 @@ def build(settings: Settings) -> AdminSide:
             CrmSyncController,
             NotificationController,
             MonitoringController,
+            TargetController,
         ],
         middleware=security_middleware(settings),
     )
