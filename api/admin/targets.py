@@ -15,6 +15,8 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from api import directory
 from api.admin.auth import admin_only
 from api.transaction import Conn
+from domain.destinations.health import TargetHealth, target_health
+from domain.destinations.ping import PingResult, ping_target
 from domain.destinations.registry import (
     CreateTarget,
     Deleted,
@@ -31,6 +33,7 @@ from domain.destinations.registry import (
     set_enabled,
     update_target,
 )
+from domain.destinations.replay import Queued, ReplayFilter, replay_target
 
 TargetName = Annotated[str, FromPath]
 
@@ -97,3 +100,17 @@ class TargetController(Controller):
         view = await set_enabled(conn, state.settings, name, False, data.reason)
         directory.changed(state)
         return view
+
+    @post("/{name:str}/test", status_code=200, summary="Send a signed PING now")
+    async def test(self, state: State, conn: Conn, name: TargetName) -> PingResult:
+        return await ping_target(conn, state.settings, name)
+
+    @post("/{name:str}/replay", status_code=200, summary="Replay its notifications, filtered")
+    async def replay(
+        self, state: State, conn: Conn, name: TargetName, data: JSONBody[ReplayFilter]
+    ) -> Queued:
+        return await replay_target(conn, state.settings, name, data)
+
+    @get("/{name:str}/health", summary="Backlog, last hour's outcomes and latency, breaker")
+    async def health(self, state: State, conn: Conn, name: TargetName) -> TargetHealth:
+        return await target_health(conn, state.settings, name)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import count
 
 import pytest
+from sqlalchemy import text
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from api import directory
+from tests.conftest import rows
 from tests.e2e.harness import Receiver, wait_for
 from tests.integration.admin_support import ADMIN_EMAIL, ADMIN_PASSWORD, make_admin, sign_in
 
@@ -76,8 +78,8 @@ def test_a_destination_created_through_the_api_gets_only_matching_signed_notific
     finally:
         sf.stop()
     out = capfd.readouterr()
-    for text in (worker.log(), out.out, out.err):
-        assert secret not in text and secret.removeprefix("whsec_") not in text
+    for logged in (worker.log(), out.out, out.err):
+        assert secret not in logged and secret.removeprefix("whsec_") not in logged
 
 
 def test_rotation_signs_with_both_secrets_during_the_overlap_then_only_the_new_one(make_stack):
@@ -121,5 +123,67 @@ def test_rotation_signs_with_both_secrets_during_the_overlap_then_only_the_new_o
         with pytest.raises(WebhookVerificationError):
             Webhook(old).verify(d.body, d.headers)
         assert "whsec_" not in admin.get("/api/admin/targets/SALESFORCE").text
+    finally:
+        sf.stop()
+
+
+def test_filtered_replay_of_failed_rows_redelivers_exactly_those_with_their_webhook_id(
+    make_stack, engine
+):
+    stack = make_stack(CRM_SECRET_KEY=KEY, CRM_MAX_ATTEMPTS="1")
+    stack.worker()
+    stack.beat()
+    admin = _admin(stack)
+    healthy = {"now": False}
+    sf = Receiver(behaviour=lambda _d, _n: (200 if healthy["now"] else 500, 0.0)).start()
+    try:
+        created = admin.post("/api/admin/targets", json={"name": "SALESFORCE", "url": sf.url})
+        assert created.status_code == 201, created.text
+        wait_for(lambda: _routed_in_api(admin, "SALESFORCE"), 5, "API routes to it")
+        emails = [_lead(admin, 60) for _ in range(3)]
+
+        def notes() -> dict[str, dict]:
+            found = rows(
+                engine,
+                "SELECT id, status, data->>'email' AS email FROM crm_notifications "
+                "WHERE target_system = 'SALESFORCE'",
+            )
+            return {x["email"]: x for x in found}
+
+        wait_for(
+            lambda: len(n := notes()) == 3 and all(x["status"] == "FAILED" for x in n.values()),
+            15,
+            "three dead letters",
+        )
+        ids = {e: str(notes()[e]["id"]) for e in emails}
+        ages = dict(zip(emails, ("2 hours", "5 hours", "0 hours"), strict=True))
+        with engine.begin() as conn:
+            for email, age in ages.items():
+                conn.execute(
+                    text(
+                        "UPDATE crm_notifications SET created_at = now() - CAST(:a AS interval) "
+                        "WHERE id = :i"
+                    ),
+                    {"a": age, "i": ids[email]},
+                )
+        healthy["now"] = True
+        now = datetime.now(UTC)
+        r = admin.post(
+            "/api/admin/targets/SALESFORCE/replay",
+            json={
+                "status": "FAILED",
+                "since": (now - timedelta(hours=3)).isoformat(),
+                "until": (now - timedelta(hours=1)).isoformat(),
+            },
+        )
+        assert r.json() == {"queued": 1}
+        replayed = emails[0]
+        wait_for(lambda: notes()[replayed]["status"] == "DELIVERED", 15, "the replayed row")
+        redelivered = [d for d in sf.deliveries if d.json["data"]["email"] == replayed][-1]
+        assert redelivered.headers["webhook-id"] == ids[replayed]
+        assert {e: notes()[e]["status"] for e in emails[1:]} == dict.fromkeys(emails[1:], "FAILED")
+        assert sorted(d.headers["webhook-id"] for d in sf.deliveries) == sorted(
+            [*ids.values(), ids[replayed]]
+        )
     finally:
         sf.stop()

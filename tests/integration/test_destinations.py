@@ -25,10 +25,16 @@ NEW = {
 }
 
 
+def registry_admin(make_client, settings):
+    """An admin on an app with CRM_SECRET_KEY set and one env target (BZION_HUB)."""
+    make_admin(settings)
+    client = make_client(encryption_key=KEY, targets=(ENV_HUB,))
+    return sign_in(client, ADMIN_EMAIL, ADMIN_PASSWORD)
+
+
 @pytest.fixture
 def admin(make_client, settings, engine):
-    make_admin(settings)
-    return sign_in(make_client(encryption_key=KEY, targets=(ENV_HUB,)), ADMIN_EMAIL, ADMIN_PASSWORD)
+    return registry_admin(make_client, settings)
 
 
 def test_create_answers_201_with_a_whsec_secret_shown_once(admin, engine):
