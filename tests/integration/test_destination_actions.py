@@ -143,3 +143,28 @@ def test_health_reports_backlog_last_hour_and_latency(admin, engine):
     assert (h["breakerState"], h["pausedUntil"]) == ("closed", None)
     assert admin.get("/api/admin/targets/BZION_HUB/health").json()["unread"] == 0
     assert admin.get("/api/admin/targets/NOPE/health").status_code == 404
+
+
+def test_expired_rotated_out_secrets_are_dropped_by_the_cleanup(admin, engine):
+    import asyncio
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from domain.destinations.registry import drop_expired_secrets
+    from infra.settings import async_url
+
+    _create(admin, "http://127.0.0.1:9/x")
+    admin.post("/api/admin/targets/SALESFORCE/rotate-secret")
+    url = engine.url.render_as_string(hide_password=False)
+
+    async def cleanup(at: datetime) -> int:
+        eng = create_async_engine(async_url(url))
+        async with eng.begin() as conn:
+            n = await drop_expired_secrets(conn, at)
+        await eng.dispose()
+        return n
+
+    assert asyncio.run(cleanup(datetime.now(UTC))) == 0  # still within its 24 h overlap
+    assert asyncio.run(cleanup(datetime.now(UTC) + timedelta(hours=25))) == 1
+    (row,) = rows(engine, "SELECT secret_previous, secret_previous_expires_at FROM crm_targets")
+    assert row == {"secret_previous": None, "secret_previous_expires_at": None}
