@@ -10,7 +10,7 @@ from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
-from api import admin
+from api import admin, directory
 from api.errors import EXCEPTION_HANDLERS, document_error_shape
 from api.health import live, ready
 from api.inputs import PolicedRequest, check_text_inputs
@@ -24,6 +24,8 @@ from infra.db import Database
 from infra.logs import configure_logging
 from infra.settings import Settings
 
+WAKER_PROCESS = "waker_process"
+
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
@@ -36,12 +38,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # passes, which otherwise walk it all and stall every request in flight.
         gc.collect()
         gc.freeze()
-        # Woken after each commit that wrote outbox rows (api/transaction.py) when something
-        # pushes; else rows wait for pulls.
-        app.state[WAKER] = Waker(settings) if settings.push_targets else None
+        # Env and registry destinations, reloaded in the background (api/directory.py).
+        await directory.start(app.state, settings, app.state.db)
+        # Woken after each commit that wrote outbox rows (api/transaction.py) while something
+        # pushes (a destination may be added at run time); else rows wait for pulls.
+        waker = app.state[WAKER_PROCESS] = Waker(settings)
+        app.state[WAKER] = lambda: waker() if directory.pushing(app.state) else None
 
     async def shutdown(app: Litestar) -> None:
-        if (waker := app.state.get(WAKER)) is not None:
+        await directory.stop(app.state)
+        if (waker := app.state.get(WAKER_PROCESS)) is not None:
             waker.close()
         await app.state.db.dispose()
         if limiter is not None:

@@ -22,9 +22,13 @@ from litestar.status_codes import (
 from domain.errors import (
     DomainError,
     DuplicateEmail,
+    DuplicateTarget,
     IdempotencyKeyReused,
     IllegalTransition,
     NotFound,
+    ReadOnlyTarget,
+    SecretStorageUnavailable,
+    TargetInUse,
 )
 from infra.db import DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS
 from infra.logs import escape_control
@@ -36,6 +40,10 @@ STATUS_FOR: dict[type[DomainError], tuple[int, str]] = {
     IdempotencyKeyReused: (HTTP_409_CONFLICT, "idempotency_key_reused"),
     IllegalTransition: (HTTP_409_CONFLICT, "illegal_transition"),
     NotFound: (HTTP_404_NOT_FOUND, "not_found"),
+    DuplicateTarget: (HTTP_409_CONFLICT, "duplicate_target"),
+    ReadOnlyTarget: (HTTP_409_CONFLICT, "read_only_target"),
+    TargetInUse: (HTTP_409_CONFLICT, "target_in_use"),
+    SecretStorageUnavailable: (HTTP_409_CONFLICT, "secret_key_missing"),
 }
 
 

@@ -23,6 +23,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from litestar.utils.scope.state import ScopeState
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram
 
+from api import directory
 from api.protection import security_headers
 from domain.enums import FormType
 from domain.outbox.queries import unread_by_target
@@ -197,7 +198,7 @@ class MetricsController(PrometheusController):
         db: Database = state.db
         async with db.engine.connect() as conn:
             unread = await unread_by_target(conn)
-        targets = [r.target for r in settings.routes]
+        targets = [r.target for r in directory.routes(state)]
         body = exposition(settings.metrics_dir, OutboxCollector(unread, targets))
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 

@@ -12,6 +12,7 @@ from litestar.datastructures import State
 from litestar.params import HeaderParameter, JSONBody
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from api import directory
 from api.errors import PUBLIC_ERROR_RESPONSES
 from api.observability import current_request_id
 from api.transaction import Conn, Tx, after_commit
@@ -100,7 +101,7 @@ class PublicController(Controller):
     ) -> Response[FormSubmitted]:
         if is_bot(data):  # the honeypot: answer like a success, write nothing
             return decoy(decoy_form(data))
-        origin, routes = origin_of(request), state.settings.routes
+        origin, routes = origin_of(request), directory.routes(state)
         if idempotency_key is None:
             # The hot path. Without a key nothing shares the form's transaction: it is one
             # statement (group commit), committed when this returns; the request's transaction
@@ -134,7 +135,7 @@ class PublicController(Controller):
         data: JSONBody[Register],
         idempotency_key: IdempotencyKey,
     ) -> Response[Registered]:
-        origin, routes = origin_of(request), state.settings.routes
+        origin, routes = origin_of(request), directory.routes(state)
         return await respond(
             request, conn, lambda c: register(c, data, origin, routes), idempotency_key, 201
         )
@@ -155,7 +156,7 @@ class PublicController(Controller):
     ) -> Response[Subscription]:
         if is_bot(data):  # the honeypot: answer like a success, write nothing
             return decoy(decoy_subscription(data))
-        origin, routes = origin_of(request), state.settings.routes
+        origin, routes = origin_of(request), directory.routes(state)
         return await respond(
             request,
             conn,
@@ -198,7 +199,7 @@ class PublicController(Controller):
     ) -> Response[QuoteSubmitted]:
         if is_bot(data):  # the honeypot: answer like a success, write nothing
             return decoy(decoy_quote(data))
-        origin, routes = origin_of(request), state.settings.routes
+        origin, routes = origin_of(request), directory.routes(state)
         return await respond(
             request,
             conn,

@@ -11,7 +11,7 @@ import time
 
 import click
 
-from infra.settings import ConfigError, Settings
+from infra.settings import EPHEMERAL_SECRET_KEY, ConfigError, Settings
 
 
 def load_settings() -> Settings:
@@ -58,6 +58,7 @@ def api(host: str, port: int, workers: int) -> None:
     if workers > 1 and not os.environ.get("CRM_SECRET_KEY"):
         # One key for all the workers: a CSRF token one process signs, the others accept.
         os.environ["CRM_SECRET_KEY"] = secrets.token_urlsafe(32)
+        os.environ[EPHEMERAL_SECRET_KEY] = "1"  # not a key to encrypt stored secrets under
     uvicorn.run(
         "api.app:create_app",
         factory=True,
@@ -92,6 +93,10 @@ def run(host: str, port: int, hub_port: int) -> None:
     env = dict(os.environ)
     if settings.is_sqlite and not env.get("CELERY_BROKER_URL"):
         env["CELERY_BROKER_URL"] = "sqla+sqlite:///./crm-broker.db"
+    if settings.is_sqlite and not env.get("CRM_SECRET_KEY"):
+        # The embedded default keeps its key in a local file beside crm.db, so destinations'
+        # secrets stored by one `crm run` still decrypt at the next.
+        env["CRM_SECRET_KEY"] = local_secret_key(LOCAL_SECRET_KEY_FILE)
     commands = [
         ["api", "--host", host, "--port", str(port)],
         ["worker", "--concurrency", "1"],
@@ -133,6 +138,21 @@ def run(host: str, port: int, hub_port: int) -> None:
 
 
 STOP_GRACE_SECONDS = 10.0
+LOCAL_SECRET_KEY_FILE = "./crm-secret.key"
+
+
+def local_secret_key(path: str) -> str:
+    """The key in `path`, made (random, readable by this user only) on first use."""
+    import secrets
+
+    if os.path.exists(path):
+        with open(path) as f:
+            return f.read().strip()
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key + "\n")
+    return key
 
 
 def _stop_children(procs: list[subprocess.Popen[bytes]], grace: float) -> None:
@@ -155,7 +175,7 @@ def _register_subcommands() -> None:
     """Each feature keeps its commands in its own module of this package."""
     import importlib
 
-    for name in ("worker", "admin"):
+    for name in ("worker", "admin", "targets"):
         try:
             module = importlib.import_module(f"crm_cli.{name}")
         except ModuleNotFoundError as exc:

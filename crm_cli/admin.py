@@ -12,6 +12,7 @@ import click
 
 from crm_cli import load_settings
 from domain.accounts.users import create_admin
+from domain.destinations.directory import Directory
 from domain.enums import LeadStatus, LeadType
 from domain.errors import DomainError
 from domain.leads.csv_io import EXPORT_COLUMNS, BadFile, export_leads, import_leads, read_csv
@@ -90,8 +91,9 @@ def import_command(file: Path, batch_size: int, actor: str) -> None:
 
             async def work(db: Database) -> Any:
                 async with db.transaction() as conn:  # the whole file, or nothing
+                    routes = (await Directory(settings).refresh(conn)).routes  # env + registry
                     return await import_leads(
-                        conn, all_rows(), actor, settings.routes, batch_size, bar.update
+                        conn, all_rows(), actor, routes, batch_size, bar.update
                     )
 
             report = with_database(settings, work)

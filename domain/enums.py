@@ -71,6 +71,12 @@ class NotificationPriority(StrEnum):
     HIGH = "HIGH"
 
 
+class TargetKind(StrEnum):
+    """How a destination receives notifications; the connectors issue adds more."""
+
+    WEBHOOK = "webhook"
+
+
 class NotificationStatus(StrEnum):
     """Delivery state of an outbox row; `read` stays the seed's acknowledgement flag."""
 

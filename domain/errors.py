@@ -29,3 +29,21 @@ class NotFound(DomainError):
 
 class IllegalTransition(DomainError):
     field = "status"
+
+
+class DuplicateTarget(DomainError):
+    """A destination of that name exists (in the registry or in env)."""
+
+    field = "name"
+
+
+class ReadOnlyTarget(DomainError):
+    """A CRM_TARGET_<NAME>_* destination: changed in the environment, not through the API."""
+
+
+class TargetInUse(DomainError):
+    """Unread notifications are still routed to the destination being deleted."""
+
+
+class SecretStorageUnavailable(DomainError):
+    """No usable CRM_SECRET_KEY: a destination's secret cannot be stored encrypted."""

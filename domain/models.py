@@ -48,6 +48,7 @@ from domain.enums import (
     QuoteEventType,
     QuoteStatus,
     SubscriberStatus,
+    TargetKind,
     UserRole,
 )
 from domain.rules import PRIORITY_RANK
@@ -320,6 +321,40 @@ class CrmAlert(Base):
     details: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
 
+class CrmTarget(TimestampMixin, Base):
+    """A destination managed at run time (the registry); CRM_TARGET_<NAME>_* ones live in env.
+
+    Signing secrets are stored sealed (infra/secretbox.py), never in clear; the previous one
+    keeps signing beside the current one until `secret_previous_expires_at` (rotation).
+    """
+
+    __tablename__ = "crm_targets"
+    __table_args__ = (
+        CheckConstraint("name = upper(name) AND length(name) BETWEEN 1 AND 50", name="name_upper"),
+        CheckConstraint(
+            "rate_limit_per_second IS NULL OR rate_limit_per_second > 0", name="rate_positive"
+        ),
+        CheckConstraint("max_in_flight IS NULL OR max_in_flight > 0", name="in_flight_positive"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(50), unique=True)
+    kind: Mapped[TargetKind] = mapped_column(enum_column(TargetKind, "target_kind"))
+    url: Mapped[str] = mapped_column(Text)
+    secret_current: Mapped[str] = mapped_column(Text)
+    secret_previous: Mapped[str | None] = mapped_column(Text)
+    secret_previous_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    events: Mapped[list[str] | None] = mapped_column(JSONType)  # NULL: every type
+    min_priority: Mapped[NotificationPriority | None] = mapped_column(
+        enum_column(NotificationPriority, "target_min_priority")
+    )
+    rate_limit_per_second: Mapped[float | None] = mapped_column(Float)
+    max_in_flight: Mapped[int | None] = mapped_column(Integer)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class Quote(TimestampMixin, Base):
     __tablename__ = "quotes"
 
@@ -451,6 +486,7 @@ ATTEMPTS = table_of(CrmNotificationAttempt)
 SNAPSHOTS = table_of(CrmStatsSnapshot)
 ALERTS = table_of(CrmAlert)
 LEAD_AUDIT = table_of(LeadAuditEntry)
+TARGETS = table_of(CrmTarget)
 
 # Keyset pagination of the admin lists: each sort order has an index ending in the id tiebreak.
 Index(

@@ -76,18 +76,30 @@ DEFAULT_TARGET = "BZION_HUB"
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """A target system and the notification types it receives (None: every type)."""
+    """A target system, the notification types it receives (None: every type) and the lowest
+    priority it receives (None: every priority)."""
 
     target: str
     events: frozenset[NotificationType] | None = None
+    min_priority: NotificationPriority | None = None
 
-    def accepts(self, notification_type: NotificationType) -> bool:
-        return self.events is None or notification_type in self.events
+    def accepts(
+        self, notification_type: NotificationType, priority: NotificationPriority | None = None
+    ) -> bool:
+        if self.events is not None and notification_type not in self.events:
+            return False
+        if self.min_priority is None or priority is None:
+            return True
+        return PRIORITY_RANK[priority] >= PRIORITY_RANK[self.min_priority]
 
 
-def targets_for(notification_type: NotificationType, routes: Iterable[Route]) -> list[str]:
-    """Target systems that get a row for this type: one outbox row per target."""
-    return [r.target for r in routes if r.accepts(notification_type)]
+def targets_for(
+    notification_type: NotificationType,
+    routes: Iterable[Route],
+    priority: NotificationPriority | None = None,
+) -> list[str]:
+    """Target systems that get a row for this type and priority: one outbox row per target."""
+    return [r.target for r in routes if r.accepts(notification_type, priority)]
 
 
 # Lead metadata keys copied from a form's metadata (the seed's "Lead Metadata").

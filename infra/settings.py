@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TypeVar
 
-from domain.enums import NotificationType
+from domain.enums import NotificationPriority, NotificationType
 from domain.rules import DEFAULT_TARGET, RetryPolicy, Route
 
 
@@ -51,13 +51,22 @@ class Target:
     secrets: tuple[Secret, ...] = ()
     events: frozenset[NotificationType] | None = None
     api_key: Secret | None = None
+    kind: str = "webhook"
+    min_priority: NotificationPriority | None = None
+    rate_limit_per_second: float | None = None
+    max_in_flight: int | None = None
+    enabled: bool = True
+    source: str = "env"
 
     @property
     def route(self) -> Route:
-        return Route(self.name, self.events)
+        return Route(self.name, self.events, self.min_priority)
 
 
 DEFAULT_SQLITE_URL = "sqlite:///./crm.db"
+# Set beside a CRM_SECRET_KEY that `crm api --workers N` generated for one launch: good for
+# CSRF tokens, useless for secrets stored in the database (gone at the next launch).
+EPHEMERAL_SECRET_KEY = "CRM_SECRET_KEY_EPHEMERAL"
 LOG_LEVELS = ("INFO", "DEBUG", "WARNING", "ERROR")
 _TARGET_VAR = re.compile(r"^CRM_TARGET_([A-Z0-9_]+?)_(URL|SECRET|EVENTS|API_KEY)$")
 _WHSEC = re.compile(r"^whsec_[A-Za-z0-9+/=]+$")
@@ -237,6 +246,11 @@ class Settings:
     debug: bool = False
     # Signs the admin side's CSRF tokens; without CRM_SECRET_KEY, a random key per process.
     secret_key: Secret = field(default_factory=lambda: Secret(secrets.token_urlsafe(32)))
+    # CRM_SECRET_KEY when an operator set it (not generated per launch): the key target
+    # secrets are encrypted under (infra/secretbox.py). None: secrets cannot be stored.
+    encryption_key: Secret | None = None
+    # How long a rotated-out signing secret keeps signing beside the new one.
+    secret_overlap: timedelta = timedelta(hours=24)
     # Delivery (worker)
     celery_queue: str = "crm"
     batch_size: int = 200
@@ -362,6 +376,14 @@ class Settings:
             )
             or d.cors_origins,
             **({"secret_key": Secret(env["CRM_SECRET_KEY"])} if env.get("CRM_SECRET_KEY") else {}),
+            encryption_key=(
+                Secret(env["CRM_SECRET_KEY"])
+                if env.get("CRM_SECRET_KEY") and not env.get(EPHEMERAL_SECRET_KEY)
+                else None
+            ),
+            secret_overlap=timedelta(
+                hours=_float(env, "CRM_SECRET_OVERLAP_HOURS", _hours(d.secret_overlap), minimum=0.0)
+            ),
         )
 
 

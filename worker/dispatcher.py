@@ -28,6 +28,7 @@ import aiohttp
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from domain.destinations.directory import Directory
 from domain.models import utcnow
 from domain.outbox.alerts import record_dead_letters
 from domain.outbox.delivery import (
@@ -40,10 +41,10 @@ from domain.outbox.delivery import (
     release,
 )
 from domain.rules import delivery_batch_size
-from infra.settings import Settings, Target, async_url
+from infra.settings import Secret, Settings, Target, async_url
+from infra.webhooks import secret_key, webhook_headers
 from worker.alerts import send_alert
 from worker.metrics import observe_recorded
-from worker.signing import secret_key, webhook_headers
 from worker.transport import new_session, post
 
 log = logging.getLogger("crm.dispatch")
@@ -98,7 +99,10 @@ class Dispatcher:
                 settings.batch_size,
                 settings.lease.total_seconds(),
             )
-        self._keys = {t.name: [secret_key(s) for s in t.secrets] for t in settings.push_targets}
+        # Env and registry destinations, reloaded every few seconds (no restart to follow
+        # a destination added, changed, disabled or re-keyed); signing keys per secret set.
+        self.directory = Directory(settings)
+        self._keys: dict[tuple[Secret, ...], list[bytes]] = {}
         self.in_flight: set[uuid.UUID] = set()
         self.stopping = False  # set on SIGTERM: finish the batches in hand, claim no more
         # The worker's long-lived objects (Celery, SQLAlchemy metadata) leave the collector's
@@ -123,8 +127,9 @@ class Dispatcher:
 
     async def drain(self, budget: float | None = None) -> DrainReport:
         deadline = time.monotonic() + (budget or self.settings.dispatch_budget)
+        snapshot = await self.directory.current(self.engine)
         reports = await asyncio.gather(
-            *(self._drain_target(t, deadline) for t in self.settings.push_targets)
+            *(self._drain_target(t, deadline) for t in snapshot.push_targets)
         )
         total = DrainReport()
         for r in reports:
@@ -162,6 +167,10 @@ class Dispatcher:
     ) -> None:
         s = self.settings
         while time.monotonic() < deadline and not self.stopping:
+            followed = await self._followed(target)
+            if followed is None:
+                break  # disabled or removed meanwhile: its rows wait
+            target = followed
             # Taken before the claim: the database's lease starts no earlier than this.
             lease_ends = time.monotonic() + self.lease.total_seconds()
             async with self.engine.begin() as conn:
@@ -214,7 +223,7 @@ class Dispatcher:
         not finish before `lease_ends` (monotonic) is not started at all.
         """
         assert target.url is not None
-        keys = self._keys[target.name]
+        keys = self._keys_for(target)
         url = target.url
         timeout = self.settings.delivery_timeout
 
@@ -239,6 +248,19 @@ class Dispatcher:
             )
 
         return [r for r in await asyncio.gather(*(one(n) for n in batch)) if r is not None]
+
+    async def _followed(self, target: Target) -> Target | None:
+        """The target as the directory has it now (url, secrets), None if no longer pushed."""
+        snapshot = await self.directory.current(self.engine)
+        return next((t for t in snapshot.push_targets if t.name == target.name), None)
+
+    def _keys_for(self, target: Target) -> list[bytes]:
+        keys = self._keys.get(target.secrets)
+        if keys is None:
+            if len(self._keys) > 256:  # rotations over a long life: keep the cache small
+                self._keys.clear()
+            keys = self._keys[target.secrets] = [secret_key(s) for s in target.secrets]
+        return keys
 
     async def release_in_flight(self) -> int:
         """Give claimed rows back at once (graceful shutdown)."""

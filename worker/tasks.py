@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from domain.destinations.registry import drop_expired_secrets
 from domain.models import utcnow
 from domain.outbox.alerts import AlertEvent, check_stale
 from domain.outbox.retention import purge_expired
@@ -55,6 +56,8 @@ def retention() -> dict[str, int]:
         lambda conn: purge_expired(conn, utcnow(), settings.retention, settings.idempotency_ttl),
     )
     log.info("retention removed", **removed.as_dict())
+    # Rotated-out destination secrets past their overlap (the signer already ignores them).
+    runtime.in_transaction(settings, drop_expired_secrets)
     return removed.as_dict()
 
 

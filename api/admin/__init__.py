@@ -33,6 +33,7 @@ from api.admin.notifications import NotificationController
 from api.admin.pages import DashboardPagesController
 from api.admin.quotes import AdminQuoteController
 from api.admin.signin import DashboardAuthController
+from api.admin.targets import TargetController
 from api.quotes import CustomerQuoteController
 from infra.settings import Settings
 
@@ -60,6 +61,7 @@ def build(settings: Settings) -> AdminSide:
             MonitoringController,
             AdminQuoteController,
             CustomerQuoteController,  # signed-in customers: same sessions and CSRF
+            TargetController,
         ],
         middleware=security_middleware(settings),
     )

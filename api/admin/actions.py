@@ -14,6 +14,7 @@ from litestar.datastructures import State, UploadFile
 from litestar.params import FromPath, MultipartBody, URLEncodedBody
 from litestar.response import Redirect, Template
 
+from api import directory
 from api.admin.auth import admin_only
 from api.admin.dashboard_support import back_to, flash, on_refused_action
 from api.admin.params import AdminRequest
@@ -60,7 +61,7 @@ class DashboardActionsController(Controller):
         lead_id: FromPath[uuid.UUID],
         data: URLEncodedBody[StatusForm],
     ) -> Redirect:
-        actor, routes = request.user.email, state.settings.routes
+        actor, routes = request.user.email, directory.routes(state)
         lead = await update_lead(conn, lead_id, UpdateLead(status=data.status), actor, routes)
         flash(request, "ok", f"{lead.email} is now {lead.status.value}.")
         return Redirect(back_to(data.next))
@@ -74,7 +75,7 @@ class DashboardActionsController(Controller):
         lead_id: FromPath[uuid.UUID],
         data: URLEncodedBody[AssignForm],
     ) -> Redirect:
-        actor, routes = request.user.email, state.settings.routes
+        actor, routes = request.user.email, directory.routes(state)
         cmd = UpdateLead(assigned_to=data.assigned_to.strip() or None)
         lead = await update_lead(conn, lead_id, cmd, actor, routes)
         who = lead.assigned_to or "nobody"
@@ -90,7 +91,7 @@ class DashboardActionsController(Controller):
         lead_id: FromPath[uuid.UUID],
         data: URLEncodedBody[BackForm],
     ) -> Redirect:
-        actor, routes = request.user.email, state.settings.routes
+        actor, routes = request.user.email, directory.routes(state)
         done = await convert_lead(conn, lead_id, actor, routes)
         how = "a new customer" if done.customer_created else "the existing customer"
         flash(request, "ok", f"{done.lead.email} converted to {how}.")
@@ -122,7 +123,7 @@ class DashboardActionsController(Controller):
             rows = list(read_csv(stream))
         except BadFile as exc:
             raise DomainError(f"{data.file.filename}: {exc}", field="file") from exc
-        report = await import_leads(conn, rows, request.user.email, state.settings.routes)
+        report = await import_leads(conn, rows, request.user.email, directory.routes(state))
         return Template(
             "admin/import.html",
             context={"report": report, "filename": data.file.filename, "user": request.user},

@@ -11,6 +11,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
+from api import directory
 from api.admin.auth import admin_only
 from api.admin.params import AdminRequest, Limit
 from api.transaction import Conn
@@ -85,7 +86,7 @@ class LeadController(Controller):
     async def create(
         self, request: AdminRequest, state: State, conn: Conn, data: JSONBody[CreateLead]
     ) -> LeadView:
-        return await create_lead(conn, data, request.user.email, state.settings.routes)
+        return await create_lead(conn, data, request.user.email, directory.routes(state))
 
     @patch("/{lead_id:uuid}", summary="Change status, assignee or score")
     async def update(
@@ -96,7 +97,7 @@ class LeadController(Controller):
         lead_id: FromPath[uuid.UUID],
         data: JSONBody[UpdateLead],
     ) -> LeadView:
-        return await update_lead(conn, lead_id, data, request.user.email, state.settings.routes)
+        return await update_lead(conn, lead_id, data, request.user.email, directory.routes(state))
 
     @post("/{lead_id:uuid}/convert", status_code=200, summary="Convert a lead to a customer")
     async def convert(
@@ -106,4 +107,4 @@ class LeadController(Controller):
         conn: Conn,
         lead_id: FromPath[uuid.UUID],
     ) -> Conversion:
-        return await convert_lead(conn, lead_id, request.user.email, state.settings.routes)
+        return await convert_lead(conn, lead_id, request.user.email, directory.routes(state))

@@ -54,7 +54,7 @@ def notification_rows(
             "next_attempt_at": now,
             "request_id": request_id,
         }
-        for target in targets_for(notification_type, routes)
+        for target in targets_for(notification_type, routes, priority)
     ]
     note_notifications(rows)  # counted in crm_notifications_created once the request commits
     return rows

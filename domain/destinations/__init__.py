@@ -1,0 +1,1 @@
+"""Destinations: target systems managed at run time (registry), merged with env ones (directory)."""

@@ -1,0 +1,123 @@
+"""A destination's health: backlog, last hour's outcomes and latency, breaker, last error."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+from sqlalchemy import and_, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from domain.destinations.directory import aware
+from domain.destinations.registry import get_target
+from domain.models import ATTEMPTS, NOTIFICATIONS, utcnow
+from domain.outbox.queries import is_unread
+from infra.settings import Settings
+
+A, N = ATTEMPTS, NOTIFICATIONS
+WINDOW = timedelta(hours=1)
+
+
+def breaker_view(name: str) -> tuple[str, datetime | None]:
+    """The destination's circuit breaker: its state and until when it is paused.
+
+    Always ("closed", None) until the guardrails (the breaker) land; they replace this."""
+    return "closed", None
+
+
+class TargetHealth(msgspec.Struct, rename="camel"):
+    name: str
+    enabled: bool
+    unread: int
+    oldest_unread_age_seconds: float | None
+    delivered_last_hour: int  # attempts answered 2xx
+    failed_last_hour: int  # attempts that did not deliver (error, timeout, non-2xx)
+    latency_p50_ms: float | None  # of the last hour's attempts
+    latency_p99_ms: float | None
+    breaker_state: str
+    paused_until: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+
+
+def _delivered() -> Any:
+    return and_(A.c.http_status >= 200, A.c.http_status < 300)
+
+
+async def _percentiles(
+    conn: AsyncConnection, name: str, since: datetime
+) -> tuple[float | None, float | None]:
+    window = and_(A.c.target_system == name, A.c.started_at >= since)
+    if conn.dialect.name == "postgresql":
+        row = (
+            await conn.execute(
+                select(
+                    func.percentile_cont(0.5).within_group(A.c.duration_ms),
+                    func.percentile_cont(0.99).within_group(A.c.duration_ms),
+                ).where(window)
+            )
+        ).one()
+        return row[0], row[1]
+    durations = sorted((await conn.execute(select(A.c.duration_ms).where(window))).scalars())
+    if not durations:
+        return None, None
+    return _nearest(durations, 0.5), _nearest(durations, 0.99)
+
+
+def _nearest(sorted_values: list[float], q: float) -> float:
+    return sorted_values[min(len(sorted_values) - 1, round(q * (len(sorted_values) - 1)))]
+
+
+async def target_health(conn: AsyncConnection, settings: Settings, name: str) -> TargetHealth:
+    view = await get_target(conn, settings, name)  # 404 for an unknown name
+    now = utcnow()
+    since = now - WINDOW
+    unread, oldest = (
+        await conn.execute(
+            select(func.count(), func.min(N.c.created_at)).where(
+                N.c.target_system == name, is_unread()
+            )
+        )
+    ).one()
+    delivered, failed = (
+        await conn.execute(
+            select(
+                func.count().filter(_delivered()),
+                func.count().filter(~_delivered() | A.c.http_status.is_(None)),
+            ).where(A.c.target_system == name, A.c.started_at >= since)
+        )
+    ).one()
+    p50, p99 = await _percentiles(conn, name, since)
+    last = (
+        await conn.execute(
+            select(A.c.started_at, A.c.http_status, A.c.error)
+            .where(A.c.target_system == name, ~_delivered() | A.c.http_status.is_(None))
+            .order_by(A.c.started_at.desc())
+            .limit(1)
+        )
+    ).first()
+    oldest_at = aware(oldest if not isinstance(oldest, str) else datetime.fromisoformat(oldest))
+    state, paused_until = breaker_view(name)
+    return TargetHealth(
+        name=name,
+        enabled=view.enabled,
+        unread=int(unread),
+        oldest_unread_age_seconds=(
+            None if oldest_at is None else round((now - oldest_at).total_seconds(), 3)
+        ),
+        delivered_last_hour=int(delivered),
+        failed_last_hour=int(failed),
+        latency_p50_ms=None if p50 is None else round(float(p50), 1),
+        latency_p99_ms=None if p99 is None else round(float(p99), 1),
+        breaker_state=state,
+        paused_until=paused_until,
+        last_error=None if last is None else _describe(last.http_status, last.error),
+        last_error_at=None if last is None else aware(last.started_at),
+    )
+
+
+def _describe(status: int | None, error: str | None) -> str:
+    if status is None:
+        return error or "unknown error"
+    return f"HTTP {status}" + (f" ({error})" if error else "")
