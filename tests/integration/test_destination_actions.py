@@ -10,8 +10,8 @@ from standardwebhooks.webhooks import Webhook
 
 from tests.conftest import rows
 from tests.e2e.harness import Receiver, always
-from tests.integration.test_admin_monitoring import add_notification
 from tests.integration.test_destinations import NEW, registry_admin
+from tests.integration.test_reporting_monitoring import add_notification
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from infra.settings import Secret, Target
 from tests.conftest import rows
 from tests.e2e.harness import SECRET, wait_for
 from tests.integration.admin_support import ADMIN_EMAIL, ADMIN_PASSWORD, make_admin, sign_in
-from tests.integration.test_admin_monitoring import add_notification
+from tests.integration.test_reporting_monitoring import add_notification
 
 KEY = Secret("k" * 40)
 ENV_HUB = Target("BZION_HUB", "http://127.0.0.1:9/hook", (Secret(SECRET),))

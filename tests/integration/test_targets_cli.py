@@ -10,7 +10,7 @@ from standardwebhooks.webhooks import Webhook
 from crm_cli import main
 from tests.conftest import rows
 from tests.e2e.harness import Receiver
-from tests.integration.test_admin_monitoring import add_notification
+from tests.integration.test_reporting_monitoring import add_notification
 
 KEY = "k" * 40
 
