@@ -135,6 +135,7 @@ class Bench:
             "CRM_TARGET_BZION_HUB_SECRET": SECRET,
             "PYTHONUNBUFFERED": "1",
             "CRM_RATE_LIMIT": "off",  # (b) is one client on loopback, not abuse
+            "CRM_EGRESS_ALLOW": "127.0.0.1/32",  # the receiver is on loopback
         }
         env.update(self.extra_env)
         return env

@@ -1,0 +1,1 @@
+"""Destinations (target systems): their guardrails and run-time state."""
