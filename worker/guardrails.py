@@ -145,8 +145,9 @@ class Guardrails:
         RATE_LIMITED.labels(target.name).inc()
 
     def slots(self, target: Target) -> asyncio.Semaphore | None:
-        """The destination's in-flight cap in this process, when it has one."""
-        if target.max_in_flight is None:
+        """The destination's in-flight cap in this process, when it is below the process's own
+        (`CRM_MAX_IN_FLIGHT` slots bound every request anyway)."""
+        if target.max_in_flight is None or target.max_in_flight >= self.settings.max_in_flight:
             return None
         sem = self._slots.get(target.name)
         if sem is None:
