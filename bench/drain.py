@@ -17,11 +17,16 @@ In one run, on loopback (PostgreSQL 127.0.0.1:5432 trust auth, Redis 127.0.0.1:6
   prints p50/p99 of arrival - created_at and of arrival - API answer (target p50 < 50 ms,
   p99 < 250 ms);
 - (c) backlog: the drain rate with 1,000 notifications due (median of 3) vs 100,000
-  (target: within 20 %).
+  (target: within 20 %);
+- (g) guardrails (`--guardrails` or `--only g`): the drain of 10,000 (100,000 without
+  `--quick`) with the target's rate limit and in-flight cap set high (a Redis token bucket
+  consulted before each claim) next to the same drain without them, alternating three times
+  in one run (target: within 10 %). Both run the breaker/pause checks and the egress resolver.
 
     uv run python bench/drain.py                 # a, b, c
     uv run python bench/drain.py --quick         # 2,000/10,000 rows, 5 s of latency
     uv run python bench/drain.py --only a        # one part
+    uv run python bench/drain.py --quick --only g  # guardrails on vs off
 """
 
 from __future__ import annotations
@@ -124,7 +129,7 @@ class Bench:
     receivers: int
     extra_env: dict[str, str]
 
-    def env(self, target_url: str, queue: str) -> dict[str, str]:
+    def env(self, target_url: str, queue: str, **extra: str) -> dict[str, str]:
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": os.environ.get("HOME", "/tmp"),
@@ -135,15 +140,19 @@ class Bench:
             "CRM_TARGET_BZION_HUB_SECRET": SECRET,
             "PYTHONUNBUFFERED": "1",
             "CRM_RATE_LIMIT": "off",  # (b) is one client on loopback, not abuse
+            "CRM_EGRESS_ALLOW": "127.0.0.1/32",  # the receiver is on loopback
         }
         env.update(self.extra_env)
+        env.update(extra)
         return env
 
     @contextmanager
-    def stack(self, target_url: str, api: bool = False) -> Iterator[tuple[str, int | None]]:
+    def stack(
+        self, target_url: str, api: bool = False, **extra: str
+    ) -> Iterator[tuple[str, int | None]]:
         """`crm worker` + `crm beat` (+ `crm api`) on a fresh queue; yields (queue, api port)."""
         queue = f"crm-bench-{uuid.uuid4().hex[:8]}"
-        env = self.env(target_url, queue)
+        env = self.env(target_url, queue, **extra)
         procs: list[Crm] = []
         try:
             w = Crm(["worker", "-c", str(self.concurrency)], env, self.tmp / f"{queue}-worker.log")
@@ -360,6 +369,36 @@ def part_c(bench: Bench, small: int, big: int, big_result: Drain | None) -> None
     )
 
 
+# --------------------------------------------------------------------------- (g)
+
+GUARDRAILS_HIGH = {
+    "CRM_TARGET_BZION_HUB_RATE_LIMIT": "1000000",  # a token bucket in Redis, never empty
+    "CRM_TARGET_BZION_HUB_MAX_IN_FLIGHT": "64",  # the target's own in-flight cap
+}
+
+
+def part_g(bench: Bench, n: int, rounds: int = 3) -> None:
+    """The drain with the target's limits set high next to the same drain without them,
+    alternating (off, on) `rounds` times on one receiver; medians compared."""
+    runs: dict[str, list[Drain]] = {"off": [], "on": []}
+    with Receivers(bench.receivers) as receiver:
+        for i in range(rounds):
+            for mode, extra in (("off", {}), ("on", GUARDRAILS_HIGH)):
+                with bench.stack(receiver.url, **extra) as (queue, _):
+                    log(f"(g) draining {n:,} notifications, limits {mode} ({i + 1}/{rounds})")
+                    runs[mode].append(drain_once(bench, queue, n))
+    off = statistics.median(d.rate for d in runs["off"])
+    on = statistics.median(d.rate for d in runs["on"])
+    print(f"\n(g) guardrails: {n:,} notifications, median of {rounds} alternating runs")
+    for mode, label, rate in (("off", "without limits", off), ("on", "limits set high", on)):
+        each = ", ".join(f"{d.rate:,.0f}" for d in runs[mode])
+        print(f"  {label:<16} {rate:>8,.0f}/s ({each})")
+    print(
+        f"  ratio {on / off:.2f} ({on / off - 1:+.1%}); {_verdict(on / off >= 0.9)} within 10 %"
+        f"  (limits: {GUARDRAILS_HIGH})"
+    )
+
+
 # --------------------------------------------------------------------------- (b)
 
 
@@ -449,7 +488,14 @@ def _verdict(ok: bool) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true", help="2,000/10,000 rows, 5 s of latency")
-    p.add_argument("--only", choices=["a", "b", "c"], action="append", help="run only this part")
+    p.add_argument(
+        "--only", choices=["a", "b", "c", "g"], action="append", help="run only this part"
+    )
+    p.add_argument(
+        "--guardrails",
+        action="store_true",
+        help="(g) also: the drain with per-target limits set high vs without, same run",
+    )
     p.add_argument("--concurrency", type=int, default=2, help="crm worker -c (default 2)")
     p.add_argument("--receivers", type=int, default=2, help="receiver processes (default 2)")
     p.add_argument("--rate", type=float, default=200.0, help="(b) submissions/s (default 200)")
@@ -462,7 +508,7 @@ def main() -> None:
         help="extra setting for crm processes, e.g. CRM_BATCH_SIZE=500",
     )
     a = p.parse_args()
-    parts = set(a.only or ["a", "b", "c"])
+    parts = set(a.only or ["a", "b", "c"]) | ({"g"} if a.guardrails else set())
     sizes = [2_000, 10_000] if a.quick else [10_000, 100_000]
     small = 1_000
     seconds = 5.0 if a.quick else a.seconds
@@ -487,6 +533,8 @@ def main() -> None:
             part_c(bench, small, sizes[-1], drained.get(sizes[-1]))
         if "b" in parts:
             part_b(bench, a.rate, seconds, warmup=2.0)
+        if "g" in parts:
+            part_g(bench, sizes[-1])
     except Exception:
         log(f"logs kept in {tmp}")
         raise

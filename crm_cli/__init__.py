@@ -91,6 +91,8 @@ def run(host: str, port: int, hub_port: int) -> None:
     settings = load_settings()
     upgrade(settings.database_url)
     env = dict(os.environ)
+    # The demo hub (and a target the user runs on this machine) listens on loopback.
+    env.setdefault("CRM_EGRESS_ALLOW", "127.0.0.0/8,::1/128")
     if settings.is_sqlite and not env.get("CELERY_BROKER_URL"):
         env["CELERY_BROKER_URL"] = "sqla+sqlite:///./crm-broker.db"
     if settings.is_sqlite and not env.get("CRM_SECRET_KEY"):

@@ -467,6 +467,22 @@ class LeadAuditEntry(Base):
     to_value: Mapped[str | None] = mapped_column(String(254))
 
 
+class CrmTargetState(Base):
+    """A destination's run-time health, kept by the worker's guardrails (worker/guardrails.py):
+    disabled (with why and when), failing since when, last success, last error. One row per
+    target name, env-declared or registry-managed alike."""
+
+    __tablename__ = "crm_target_state"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    disabled_reason: Mapped[str | None] = mapped_column(String(500))
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    failing_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 def table_of(model: type[Base]) -> Table:
     return cast(Table, model.__table__)
 
@@ -487,6 +503,7 @@ SNAPSHOTS = table_of(CrmStatsSnapshot)
 ALERTS = table_of(CrmAlert)
 LEAD_AUDIT = table_of(LeadAuditEntry)
 TARGETS = table_of(CrmTarget)
+TARGET_STATE = table_of(CrmTargetState)
 
 # Keyset pagination of the admin lists: each sort order has an index ending in the id tiebreak.
 Index(

@@ -19,6 +19,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -64,6 +65,31 @@ ATTEMPT_DURATION = Histogram(
     "Duration of one webhook HTTP attempt, by target and outcome",
     ["target_system", "outcome"],
     buckets=HTTP_BUCKETS,
+)
+
+# Guardrails per destination (worker/guardrails.py). Gauges: each worker process sets its latest
+# view on every claim, a scrape shows the most recent value among live processes.
+TARGET_BREAKER_OPEN = Gauge(
+    "crm_target_breaker_open",
+    "1 while the destination's circuit breaker is open or probing, else 0",
+    ["target"],
+    multiprocess_mode="livemostrecent",
+)
+TARGET_ENABLED = Gauge(
+    "crm_target_enabled",
+    "1 while the destination is enabled, 0 once disabled (410 Gone, failing too long, by hand)",
+    ["target"],
+    multiprocess_mode="livemostrecent",
+)
+RATE_LIMITED = Counter(
+    "crm_deliveries_rate_limited",
+    "Waits for a token of the destination's rate limit while notifications were due",
+    ["target"],
+)
+RETRY_AFTER = Histogram(
+    "crm_delivery_retry_after_seconds",
+    "Pauses asked for by receivers' Retry-After on 429/503 (capped at 1 h)",
+    buckets=(1, 2, 5, 10, 30, 60, 120, 300, 900, 1800, 3600),
 )
 
 WRITE_GROUP_SIZE = Histogram(

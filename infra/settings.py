@@ -13,6 +13,7 @@ from typing import TypeVar
 
 from domain.enums import NotificationPriority, NotificationType
 from domain.rules import DEFAULT_TARGET, RetryPolicy, Route
+from infra.egress import IPNetwork, parse_allow
 
 
 class ConfigError(ValueError):
@@ -68,7 +69,9 @@ DEFAULT_SQLITE_URL = "sqlite:///./crm.db"
 # CSRF tokens, useless for secrets stored in the database (gone at the next launch).
 EPHEMERAL_SECRET_KEY = "CRM_SECRET_KEY_EPHEMERAL"
 LOG_LEVELS = ("INFO", "DEBUG", "WARNING", "ERROR")
-_TARGET_VAR = re.compile(r"^CRM_TARGET_([A-Z0-9_]+?)_(URL|SECRET|EVENTS|API_KEY)$")
+_TARGET_VAR = re.compile(
+    r"^CRM_TARGET_([A-Z0-9_]+?)_(URL|SECRET|EVENTS|API_KEY|RATE_LIMIT|MAX_IN_FLIGHT)$"
+)
 _WHSEC = re.compile(r"^whsec_[A-Za-z0-9+/=]+$")
 
 
@@ -146,7 +149,22 @@ def parse_targets(env: Mapping[str, str]) -> tuple[Target, ...]:
         if url is None and api_key is None:
             raise ConfigError(f"{prefix}URL: a target needs a URL (push) or an API_KEY (pull)")
         events = _parse_events(prefix + "EVENTS", parts["EVENTS"]) if "EVENTS" in parts else None
-        targets.append(Target(name, url, secrets, events, api_key))
+        named = {prefix + k: v for k, v in parts.items()}
+        rate = _float(named, prefix + "RATE_LIMIT", 0.0) if "RATE_LIMIT" in parts else None
+        in_flight = (
+            _int(named, prefix + "MAX_IN_FLIGHT", 0, 1) if "MAX_IN_FLIGHT" in parts else None
+        )
+        targets.append(
+            Target(
+                name,
+                url,
+                secrets,
+                events,
+                api_key,
+                rate_limit_per_second=rate,
+                max_in_flight=in_flight,
+            )
+        )
     return tuple(targets)
 
 
@@ -224,6 +242,13 @@ def _rate(
     return m.group(2), int(m.group(1))
 
 
+def _cidrs(env: Mapping[str, str], var: str) -> tuple[IPNetwork, ...]:
+    try:
+        return parse_allow(env.get(var))
+    except ValueError as exc:
+        raise ConfigError(f"{var}: must be comma-separated CIDRs, e.g. 127.0.0.1/32") from exc
+
+
 def _redis_default(broker_url: str) -> str | None:
     """Rate limits share Redis with the broker (its db 1); no Redis, memory per process."""
     if not broker_url.startswith("redis://"):
@@ -275,6 +300,11 @@ class Settings:
     metrics_dir: str | None = None
     worker_metrics_port: int | None = None
     worker_metrics_host: str = "127.0.0.1"
+    # Guardrails per destination (domain/destinations/guardrails.py, worker/guardrails.py)
+    egress_allow: tuple[IPNetwork, ...] = ()  # CIDRs webhooks may reach despite the egress rule
+    auto_disable_after: timedelta = timedelta(hours=120)  # failing with no success this long
+    breaker_pause: float = 60.0  # first pause of an open circuit breaker; doubles to 24 h
+    guard_redis_url: str | None = None  # shared buckets, pauses, breakers (memory without it)
     # Public endpoints
     rate_limit: tuple[str, int] | None = ("minute", 60)
     rate_limit_redis_url: str | None = None
@@ -365,6 +395,14 @@ class Settings:
             metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or d.metrics_dir,
             worker_metrics_port=_int(env, "CRM_WORKER_METRICS_PORT", 0, 0) or d.worker_metrics_port,
             worker_metrics_host=env.get("CRM_WORKER_METRICS_HOST") or d.worker_metrics_host,
+            egress_allow=_cidrs(env, "CRM_EGRESS_ALLOW"),
+            auto_disable_after=timedelta(
+                hours=_float(
+                    env, "CRM_AUTO_DISABLE_AFTER_HOURS", d.auto_disable_after.total_seconds() / 3600
+                )
+            ),
+            breaker_pause=_float(env, "CRM_BREAKER_PAUSE_SECONDS", d.breaker_pause),
+            guard_redis_url=env.get("CRM_GUARD_REDIS_URL") or _redis_default(broker_url),
             rate_limit=_rate(env, "CRM_RATE_LIMIT", d.rate_limit),
             rate_limit_redis_url=env.get("CRM_RATE_LIMIT_REDIS_URL") or _redis_default(broker_url),
             secure_cookies=_choice(

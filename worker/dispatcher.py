@@ -9,11 +9,15 @@ No row is delivered twice because its lease ran out while it queued: a request's
 once it holds one of the `max_in_flight` slots, a claim is never bigger than its lease and the
 slots can send (`delivery_batch_size`), and a row whose remaining lease can no longer cover a
 whole request (lanes and targets share the slots) is given back unsent, not posted late.
+
+Each target's guardrails (rate limit, in-flight cap, Retry-After pause, circuit breaker,
+disable) are one object, worker/guardrails.py, consulted before each claim and each request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
@@ -30,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from domain.destinations.directory import Directory
 from domain.models import utcnow
-from domain.outbox.alerts import record_dead_letters
+from domain.outbox.alerts import AlertEvent, record_dead_letters
 from domain.outbox.delivery import (
     AttemptResult,
     Claimed,
@@ -44,6 +48,7 @@ from domain.rules import delivery_batch_size
 from infra.settings import Secret, Settings, Target, async_url
 from infra.webhooks import secret_key, webhook_headers
 from worker.alerts import send_alert
+from worker.guardrails import Guardrails
 from worker.metrics import observe_recorded
 from worker.transport import new_session, post
 
@@ -103,6 +108,8 @@ class Dispatcher:
         # a destination added, changed, disabled or re-keyed); signing keys per secret set.
         self.directory = Directory(settings)
         self._keys: dict[tuple[Secret, ...], list[bytes]] = {}
+        self.egress_allow = settings.egress_allow
+        self.guard = Guardrails(settings, self.engine)
         self.in_flight: set[uuid.UUID] = set()
         self.stopping = False  # set on SIGTERM: finish the batches in hand, claim no more
         # The worker's long-lived objects (Celery, SQLAlchemy metadata) leave the collector's
@@ -112,7 +119,7 @@ class Dispatcher:
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = new_session(self.settings.max_in_flight)
+            self._session = new_session(self.settings.max_in_flight, self.egress_allow)
         return self._session
 
     @property
@@ -165,54 +172,91 @@ class Dispatcher:
         report: DrainReport,
         on_full_batch: Callable[[], None] | None = None,
     ) -> None:
+        """Claim-deliver-record until nothing is due, consulting the target's guardrails:
+        nothing is claimed while it is disabled, paused or its breaker open, no more than its
+        rate limit's tokens, one row for a breaker's probe."""
         s = self.settings
+        guard = self.guard
+        batch_size = self._batch_size(target)
+        limited = False  # the last claim was cut short by the rate limit
         while time.monotonic() < deadline and not self.stopping:
             followed = await self._followed(target)
             if followed is None:
                 break  # disabled or removed meanwhile: its rows wait
             target = followed
+            admission = await guard.admit(target)
+            if not admission.allowed:
+                break  # the rows wait, budget intact; a later sweep asks again
+            want = min(batch_size, admission.limit or batch_size)
+            granted, wait = await guard.take(target, want)
+            if not granted:
+                if limited:
+                    guard.note_rate_limited(target)
+                if admission.probe:
+                    await guard.end_probe(target)
+                await asyncio.sleep(max(0.0, min(wait, deadline - time.monotonic())))
+                continue
             # Taken before the claim: the database's lease starts no earlier than this.
             lease_ends = time.monotonic() + self.lease.total_seconds()
-            async with self.engine.begin() as conn:
-                batch = await claim_due(
-                    conn, self.worker_id, [target.name], self.batch_size, self.lease
-                )
-            if not batch:
-                break
-            if on_full_batch is not None and len(batch) == self.batch_size:
-                on_full_batch()
-            self.in_flight.update(c.id for c in batch)
-            alert = None
             try:
-                results = await self.deliver_batch(target, batch, lease_ends)
-                unsent = {c.id for c in batch} - {r.notification.id for r in results}
                 async with self.engine.begin() as conn:
-                    recorded = await record_results(conn, results, s.retry_policy)
-                    if unsent:
-                        await release(conn, self.worker_id, list(unsent))
-                        log.warning(
-                            "%d row(s) given back unsent: their lease ran short", len(unsent)
-                        )
-                    if recorded.failed:
-                        # The alert row commits with the FAILED rows: no dead letter unannounced.
-                        ids = [str(r.notification.id) for r in recorded.failed]
-                        alert = await record_dead_letters(
+                    batch = await claim_due(
+                        conn, self.worker_id, [target.name], granted, self.lease
+                    )
+                if len(batch) < granted:
+                    await guard.refund(target, granted - len(batch))
+                limited = granted < want and len(batch) == granted
+                if not batch:
+                    break
+                if on_full_batch is not None and len(batch) == batch_size:
+                    on_full_batch()
+                recorded, alerts = await self._deliver_and_record(target, batch, lease_ends)
+            finally:
+                if admission.probe:
+                    await guard.end_probe(target)
+            _add(report, batch, recorded)
+            loop = asyncio.get_running_loop()
+            for alert in alerts:
+                # Log line and Slack-compatible POST off the loop: other lanes keep delivering.
+                report.alerts.append(loop.run_in_executor(None, send_alert, s, alert))
+            if len(batch) < granted or admission.probe:
+                break
+
+    async def _deliver_and_record(
+        self, target: Target, batch: Sequence[Claimed], lease_ends: float
+    ) -> tuple[Recorded, list[AlertEvent]]:
+        """Deliver a claimed batch and record its outcome (and the guardrails') in one commit."""
+        s = self.settings
+        self.in_flight.update(c.id for c in batch)
+        alerts: list[AlertEvent] = []
+        try:
+            results = await self.deliver_batch(target, batch, lease_ends)
+            unsent = {c.id for c in batch} - {r.notification.id for r in results}
+            async with self.engine.begin() as conn:
+                recorded = await record_results(conn, results, s.retry_policy)
+                if unsent:
+                    await release(conn, self.worker_id, list(unsent))
+                    log.info(
+                        "%d row(s) given back unsent (lease ran short or target paused)",
+                        len(unsent),
+                    )
+                if recorded.failed:
+                    # The alert row commits with the FAILED rows: no dead letter unannounced.
+                    ids = [str(r.notification.id) for r in recorded.failed]
+                    alerts.append(
+                        await record_dead_letters(
                             conn, target.name, ids, describe(recorded.failed[-1])
                         )
-            except BaseException:
-                # Interrupted before the outcome was written: give the rows back at once
-                # (another worker resends them, same webhook-id) instead of leaving the lease.
-                await asyncio.shield(self.release_in_flight())
-                raise
-            finally:
-                self.in_flight.difference_update(c.id for c in batch)
-            _add(report, batch, recorded)
-            if alert is not None:
-                # Log line and Slack-compatible POST off the loop: other lanes keep delivering.
-                loop = asyncio.get_running_loop()
-                report.alerts.append(loop.run_in_executor(None, send_alert, s, alert))
-            if len(batch) < self.batch_size:
-                break
+                    )
+                alerts.extend(await self.guard.record(conn, target, results))
+        except BaseException:
+            # Interrupted before the outcome was written: give the rows back at once
+            # (another worker resends them, same webhook-id) instead of leaving the lease.
+            await asyncio.shield(self.release_in_flight())
+            raise
+        finally:
+            self.in_flight.difference_update(c.id for c in batch)
+        return recorded, alerts
 
     async def deliver_batch(
         self, target: Target, batch: Sequence[Claimed], lease_ends: float
@@ -227,17 +271,22 @@ class Dispatcher:
         url = target.url
         timeout = self.settings.delivery_timeout
 
+        guard = self.guard
+        target_slots = guard.slots(target) or contextlib.nullcontext()
+
         async def one(n: Claimed) -> AttemptResult | None:
             body = msgspec.json.encode(n.payload())
-            async with self.slots:
+            async with target_slots, self.slots:
                 if time.monotonic() + timeout > lease_ends:
                     return None  # another worker may claim it once the lease ends: not ours
+                if not guard.may_send(target):
+                    return None  # paused or breaker opened by an earlier answer: given back
                 started_at = utcnow()
                 headers = webhook_headers(keys, str(n.id), int(time.time()), body)
                 if n.request_id:
                     headers["x-request-id"] = n.request_id
-                reply = await post(self.session, url, body, headers, timeout)
-            return AttemptResult(
+                reply = await post(self.session, url, body, headers, timeout, self.egress_allow)
+            result = AttemptResult(
                 n,
                 started_at,
                 reply.duration_ms,
@@ -246,6 +295,8 @@ class Dispatcher:
                 reply.body,
                 reply.retry_after,
             )
+            guard.observe(target, result)
+            return result
 
         return [r for r in await asyncio.gather(*(one(n) for n in batch)) if r is not None]
 
@@ -253,6 +304,14 @@ class Dispatcher:
         """The target as the directory has it now (url, secrets), None if no longer pushed."""
         snapshot = await self.directory.current(self.engine)
         return next((t for t in snapshot.push_targets if t.name == target.name), None)
+
+    def _batch_size(self, target: Target) -> int:
+        """A target with its own in-flight cap claims what that cap can send within the lease."""
+        s = self.settings
+        cap = min(target.max_in_flight or s.max_in_flight, s.max_in_flight)
+        return delivery_batch_size(
+            self.batch_size, cap, self.lease.total_seconds(), s.delivery_timeout
+        )
 
     def _keys_for(self, target: Target) -> list[bytes]:
         keys = self._keys.get(target.secrets)
@@ -272,6 +331,7 @@ class Dispatcher:
         async def _close() -> None:
             if self._session is not None:
                 await self._session.close()
+            await self.guard.close()
             await self.engine.dispose()
 
         self.loop.run_until_complete(_close())

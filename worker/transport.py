@@ -18,13 +18,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 import aiohttp
 
+from infra.egress import EgressRefused, GuardedResolver, IPNetwork, check_literal
+
 LOCATION_EXCERPT = 300  # an untrusted header, kept short in the attempt log
+EXCERPT = 1024  # bytes of an answer kept in the attempt log
+READ_LIMIT = 64 * 1024  # bytes of an answer read at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,10 +41,20 @@ class Reply:
     retry_after: float | None = None  # seconds the receiver asked us to wait, when it said so
 
 
-def new_session(max_in_flight: int) -> aiohttp.ClientSession:
-    """One pooled session per worker process; no session-wide timeout (see `post`)."""
+def new_session(
+    max_in_flight: int, egress_allow: Sequence[IPNetwork] = ()
+) -> aiohttp.ClientSession:
+    """One pooled session per worker process; no session-wide timeout (see `post`).
+
+    Its resolver refuses the addresses the egress rule forbids (infra/egress.py), and the
+    connector connects to the address it returned: no second lookup.
+    """
     return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=max_in_flight, limit_per_host=max_in_flight),
+        connector=aiohttp.TCPConnector(
+            limit=max_in_flight,
+            limit_per_host=max_in_flight,
+            resolver=GuardedResolver(egress_allow),
+        ),
         # No aiohttp timeout at all: its `total` and `connect` include the wait for a pooled
         # connection. `post` bounds the whole request once a slot is held instead.
         timeout=aiohttp.ClientTimeout(total=None, connect=None, sock_connect=None, sock_read=None),
@@ -54,17 +69,25 @@ async def post(
     body: bytes,
     headers: dict[str, str],
     timeout: float,
+    egress_allow: tuple[IPNetwork, ...] = (),
 ) -> Reply:
     """POST once, never following a redirect, within `timeout` seconds from now.
 
     Call it while holding one of the dispatcher's `max_in_flight` slots (the connector's
     limit), so a connection is free at once and the timeout measures the receiver only.
+    An IP-literal host the egress rule forbids is refused here (aiohttp resolves no literal);
+    a name is checked by the session's resolver. At most READ_LIMIT bytes of an answer are
+    read, EXCERPT kept.
     """
     started = time.perf_counter()
     try:
+        check_literal(url, egress_allow)
+    except EgressRefused as exc:
+        return Reply(None, None, f"connection error: egress refused: {exc.reason}", _ms(started))
+    try:
         async with asyncio.timeout(timeout):
             async with session.post(url, data=body, headers=headers, allow_redirects=False) as resp:
-                excerpt = await resp.content.read(1024)
+                excerpt = await _read_capped(resp)
                 status = resp.status
                 location = resp.headers.get("Location")
                 retry_after = parse_retry_after(resp.headers.get("Retry-After"))
@@ -78,6 +101,19 @@ async def post(
     if 300 <= status < 400:
         error = f"redirect not followed, Location: {(location or '(none)')[:LOCATION_EXCERPT]}"
     return Reply(status, excerpt.decode("utf-8", "replace"), error, _ms(started), retry_after)
+
+
+async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:
+    """The first EXCERPT bytes; the body is read (and dropped) up to READ_LIMIT bytes so the
+    connection can be reused, no further: a huge answer never fills the worker's memory."""
+    kept = await resp.content.read(EXCERPT)
+    left = READ_LIMIT - len(kept)
+    while left > 0 and not resp.content.at_eof():
+        chunk = await resp.content.read(min(left, 16 * 1024))
+        if not chunk:
+            break
+        left -= len(chunk)
+    return kept[:EXCERPT]
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:

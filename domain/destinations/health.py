@@ -11,19 +11,25 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.destinations.directory import aware
 from domain.destinations.registry import get_target
+from domain.destinations.state import breaker_view
 from domain.models import ATTEMPTS, NOTIFICATIONS, utcnow
 from domain.outbox.queries import is_unread
+from infra.ratelimit import SharedState, namespace_for
 from infra.settings import Settings
 
 A, N = ATTEMPTS, NOTIFICATIONS
 WINDOW = timedelta(hours=1)
+_SHARED: dict[tuple[str, str], SharedState] = {}
 
 
-def breaker_view(name: str) -> tuple[str, datetime | None]:
-    """The destination's circuit breaker: its state and until when it is paused.
-
-    Always ("closed", None) until the guardrails (the breaker) land; they replace this."""
-    return "closed", None
+def shared_state(settings: Settings) -> SharedState | None:
+    """The guardrails' Redis state as the workers keep it (one client per process)."""
+    if not settings.guard_redis_url:
+        return None  # no shared store: each worker keeps its own breaker
+    key = (settings.guard_redis_url, settings.database_url)
+    if key not in _SHARED:
+        _SHARED[key] = SharedState(settings.guard_redis_url, namespace_for(settings.database_url))
+    return _SHARED[key]
 
 
 class TargetHealth(msgspec.Struct, rename="camel"):
@@ -98,7 +104,10 @@ async def target_health(conn: AsyncConnection, settings: Settings, name: str) ->
         )
     ).first()
     oldest_at = aware(oldest if not isinstance(oldest, str) else datetime.fromisoformat(oldest))
-    state, paused_until = breaker_view(name)
+    shared = shared_state(settings)
+    state, paused_until = (
+        await breaker_view(name, shared) if shared is not None else ("unknown", None)
+    )
     return TargetHealth(
         name=name,
         enabled=view.enabled,

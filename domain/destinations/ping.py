@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import msgspec
@@ -11,6 +12,7 @@ from domain.destinations.directory import active_secrets, secret_box
 from domain.destinations.registry import writable_row
 from domain.errors import DomainError, SecretStorageUnavailable
 from domain.models import utcnow
+from infra.egress import EgressRefused, check_url
 from infra.secretbox import SecretKeyMissing
 from infra.settings import Secret, Settings
 from infra.webhooks import send_signed
@@ -42,6 +44,10 @@ async def ping_target(conn: AsyncConnection, settings: Settings, name: str) -> P
     url, secrets = await _url_and_secrets(conn, settings, name)
     if not url or not secrets:
         raise DomainError(f"{name} has no push URL (pull mode only)", "name")
+    try:  # the worker's egress rule, so a test never reaches what a delivery may not
+        await asyncio.to_thread(check_url, url, settings.egress_allow)
+    except EgressRefused as exc:
+        return PingResult(None, 0.0, str(exc))
     msg_id = str(uuid.uuid4())
     body = msgspec.json.encode(
         {

@@ -7,6 +7,7 @@ makes it (create, rotate-secret); it is stored sealed (infra/secretbox.py) and n
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import secrets
 import uuid
@@ -20,8 +21,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.destinations.directory import aware, secret_box
+from domain.destinations.state import TargetState, states
+from domain.destinations.state import enable as enable_state
 from domain.enums import NotificationPriority, NotificationStatus, NotificationType, TargetKind
 from domain.errors import (
+    DomainError,
     DuplicateTarget,
     NotFound,
     ReadOnlyTarget,
@@ -30,6 +34,7 @@ from domain.errors import (
 )
 from domain.models import NOTIFICATIONS, TARGETS, utcnow
 from domain.outbox.queries import is_unread
+from infra.egress import EgressRefused, check_url
 from infra.secretbox import SecretBox, SecretKeyMissing
 from infra.settings import Settings, Target
 
@@ -154,19 +159,42 @@ def row_view(row: Any, now: datetime | None = None) -> TargetView:
     )
 
 
+def _with_state(view: TargetView, state: TargetState | None) -> TargetView:
+    """A destination the guardrails disabled (410 Gone, failing for days) shows as disabled."""
+    if state is None or not state.disabled or not view.enabled:
+        return view
+    return msgspec.structs.replace(
+        view,
+        enabled=False,
+        disabled_reason=state.disabled_reason,
+        disabled_at=aware(state.disabled_at),
+    )
+
+
 async def list_targets(conn: AsyncConnection, settings: Settings) -> list[TargetView]:
     """Env destinations, then the registry's, each by name."""
     env = [env_view(t) for t in settings.targets]
     names = {t.name for t in settings.targets}
     rows = await conn.execute(select(T).order_by(T.c.name))
-    return env + [row_view(r) for r in rows if r.name not in names]
+    found = await states(conn)
+    views = env + [row_view(r) for r in rows if r.name not in names]
+    return [_with_state(v, found.get(v.name)) for v in views]
 
 
 async def get_target(conn: AsyncConnection, settings: Settings, name: str) -> TargetView:
     env = settings.target(name)
-    if env is not None:
-        return env_view(env)
-    return row_view(await _row(conn, name))
+    view = env_view(env) if env is not None else row_view(await _row(conn, name))
+    return _with_state(view, (await states(conn)).get(name))
+
+
+async def check_egress(settings: Settings, url: str | None) -> None:
+    """400 naming `url` for an address the worker would refuse (CRM_EGRESS_ALLOW aside)."""
+    if url is None:
+        return
+    try:
+        await asyncio.to_thread(check_url, url, settings.egress_allow)
+    except EgressRefused as exc:
+        raise DomainError(str(exc), "url") from exc
 
 
 async def _row(conn: AsyncConnection, name: str, lock: bool = False) -> Any:
@@ -193,6 +221,7 @@ async def create_target(
 ) -> TargetCreated:
     if settings.target(cmd.name) is not None:
         raise DuplicateTarget(f"{cmd.name} is declared by CRM_TARGET_{cmd.name}_* variables")
+    await check_egress(settings, cmd.url)
     box = _box(settings)
     secret, now = new_secret(), utcnow()
     values = {
@@ -227,6 +256,8 @@ async def update_target(
         for f in msgspec.structs.fields(cmd)
         if getattr(cmd, f.name) is not UNSET
     }
+    if isinstance(changes.get("url"), str):
+        await check_egress(settings, changes["url"])
     if isinstance(changes.get("events"), list):
         changes["events"] = sorted({e.value for e in changes["events"]})
     if changes:
@@ -237,7 +268,15 @@ async def update_target(
 async def set_enabled(
     conn: AsyncConnection, settings: Settings, name: str, enabled: bool, reason: str | None = None
 ) -> TargetView:
-    """Enable (delivery resumes) or disable with a reason (its rows wait, still routed)."""
+    """Enable (delivery resumes) or disable with a reason (its rows wait, still routed).
+
+    Enabling also clears a disable by the guardrails, for env destinations too (the only
+    change they take here)."""
+    env = settings.target(name)
+    if enabled:
+        await enable_state(conn, name)
+        if env is not None:
+            return env_view(env)
     await writable_row(conn, settings, name)
     now = utcnow()
     await conn.execute(

@@ -14,6 +14,7 @@ from domain.outbox.queries import unread_by_target
 
 STALE = "stale_notifications"
 DEAD_LETTER = "dead_letter"
+TARGET_DISABLED = "target_disabled"  # raised by the guardrails (worker/guardrails.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,11 @@ class AlertEvent:
             return (
                 f":warning: crm-sync: {d['count']} notification(s) to {self.target_system} "
                 f"unread for more than {d['staleAfterSeconds']:.0f} s (oldest {d['oldest']})"
+            )
+        if self.kind == TARGET_DISABLED:
+            return (
+                f":no_entry: crm-sync: destination {self.target_system} disabled: {d['reason']} "
+                f"(last error: {d['lastError']}); its notifications wait until it is enabled again"
             )
         if self.kind == STALE:
             return f":white_check_mark: crm-sync: notifications to {self.target_system} are flowing again"

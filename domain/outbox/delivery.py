@@ -15,6 +15,7 @@ from sqlalchemy import and_, any_, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from domain.destinations.guardrails import is_permanent
 from domain.enums import NotificationStatus
 from domain.models import ATTEMPTS, NOTIFICATIONS, utcnow
 from domain.outbox.queries import is_unread
@@ -193,8 +194,9 @@ async def record_results(
     """Write the attempts and their outcomes in a few batched statements.
 
     A 2xx marks the row read once (conditional on `read = false`); other outcomes are
-    retried after the policy's backoff, or dead-lettered (FAILED) after 410 Gone or
-    the last allowed attempt. A 429/503 with Retry-After is logged as an attempt but not
+    retried after the policy's backoff, or dead-lettered (FAILED) after a 4xx that waiting
+    does not fix (410 Gone, 400, 401, ...: domain/destinations/guardrails.py) or the last
+    allowed attempt. A 429/503 with Retry-After is logged as an attempt but not
     counted against the maximum, and the row waits at least what the receiver asked.
     """
     results = list(results)
@@ -212,7 +214,7 @@ async def record_results(
     failed = [
         r
         for r in undelivered
-        if id(r) not in deferred and (r.gone or policy.exhausted(_counted(r)))
+        if id(r) not in deferred and (is_permanent(r.http_status) or policy.exhausted(_counted(r)))
     ]
     retried = [r for r in undelivered if r not in failed]
     if delivered:

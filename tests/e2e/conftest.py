@@ -12,6 +12,7 @@ import redis
 from litestar.testing import TestClient
 
 from api.app import create_app
+from infra.ratelimit import namespace_for
 from infra.settings import Settings
 from tests.conftest import REDIS_URL
 from tests.e2e.harness import Proc, Receiver, base_env
@@ -73,6 +74,7 @@ def make_stack(pg_url: str, tmp_path: Path, engine) -> Iterator:  # type: ignore
     ) -> Stack:
         receiver = receiver or Receiver().start()
         s = Stack(pg_url, tmp_path, broker_url or f"{REDIS_URL}/0", receiver, **extra)
+        forget_guardrails(s.settings)  # the session's database is shared by its tests
         stacks.append(s)
         return s
 
@@ -81,3 +83,15 @@ def make_stack(pg_url: str, tmp_path: Path, engine) -> Iterator:  # type: ignore
         s.close()
         with contextlib.suppress(redis.RedisError):
             redis.Redis.from_url(f"{REDIS_URL}/0").delete(s.queue)
+        forget_guardrails(s.settings)
+
+
+def forget_guardrails(settings: Settings) -> None:
+    """Drop the destinations' shared state (pauses, breakers, buckets) a test left in Redis."""
+    if not settings.guard_redis_url:
+        return
+    r = redis.Redis.from_url(settings.guard_redis_url)
+    with contextlib.suppress(redis.RedisError):
+        keys = list(r.scan_iter(f"crm:guard:{namespace_for(settings.database_url)}:*"))
+        if keys:
+            r.delete(*keys)

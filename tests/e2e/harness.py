@@ -203,6 +203,8 @@ def base_env(
         "CRM_LEASE_SECONDS": "10",
         "PYTHONUNBUFFERED": "1",
         "CRM_RATE_LIMIT": "off",
+        # Receivers listen on 127.0.0.1, which the egress rule refuses unless allowed.
+        "CRM_EGRESS_ALLOW": "127.0.0.1/32",
     }
     env.update(extra)
     return env

@@ -15,6 +15,7 @@ from sqlalchemy.dialects import postgresql
 
 from domain.outbox.queries import unread_by_target_statement
 from domain.rules import RetryPolicy
+from infra.egress import parse_allow
 from infra.metrics import exposition
 from infra.settings import Secret, Settings, Target
 from tests.conftest import rows
@@ -181,6 +182,7 @@ def test_worker_counts_delivered_retried_and_dead_lettered_per_target(client, en
             database_url=pg_url,
             targets=(Target(target, receiver.url, (Secret(SECRET),)),),
             retry_policy=RetryPolicy(schedule=(60,), jitter=0, max_attempts=5),
+            egress_allow=parse_allow("127.0.0.1/32"),
         )
         routed = Settings(database_url=pg_url, targets=settings.targets)
         from litestar.testing import TestClient
