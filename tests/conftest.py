@@ -14,6 +14,7 @@ from sqlalchemy import Engine, text
 from api.app import create_app
 from domain.models import Base
 from infra.db import make_sync_engine
+from infra.egress import parse_allow
 from infra.migrate import upgrade
 from infra.settings import Settings
 
@@ -50,9 +51,14 @@ def _clean_tables(request: pytest.FixtureRequest) -> None:
         conn.execute(text(f"TRUNCATE {tables} CASCADE"))
 
 
+# The tests' receivers listen on 127.0.0.1, which the egress rule refuses unless allowed; only
+# that address is allowed, so a test can never reach anything else.
+LOOPBACK_ONLY = parse_allow("127.0.0.1/32")
+
+
 @pytest.fixture(scope="session")
 def settings(pg_url: str) -> Settings:
-    return Settings(database_url=pg_url, rate_limit=None)
+    return Settings(database_url=pg_url, rate_limit=None, egress_allow=LOOPBACK_ONLY)
 
 
 @pytest.fixture(scope="session")
@@ -68,6 +74,7 @@ def make_client(pg_url: str) -> Iterator[Callable[..., TestClient]]:
 
     def make(**overrides: object) -> TestClient:
         overrides.setdefault("rate_limit", None)
+        overrides.setdefault("egress_allow", LOOPBACK_ONLY)
         c = TestClient(app=create_app(Settings(database_url=pg_url, **overrides)))  # type: ignore[arg-type]
         c.__enter__()
         opened.append(c)

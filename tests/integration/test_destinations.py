@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 
 import pytest
+from sqlalchemy import text
 
 from infra.settings import Secret, Target
-from tests.conftest import rows
+from tests.conftest import REDIS_URL, rows
 from tests.e2e.harness import SECRET, wait_for
 from tests.integration.admin_support import ADMIN_EMAIL, ADMIN_PASSWORD, make_admin, sign_in
 from tests.integration.test_reporting_monitoring import add_notification
@@ -28,7 +29,7 @@ NEW = {
 def registry_admin(make_client, settings):
     """An admin on an app with CRM_SECRET_KEY set and one env target (BZION_HUB)."""
     make_admin(settings)
-    client = make_client(encryption_key=KEY, targets=(ENV_HUB,))
+    client = make_client(encryption_key=KEY, targets=(ENV_HUB,), guard_redis_url=f"{REDIS_URL}/1")
     return sign_in(client, ADMIN_EMAIL, ADMIN_PASSWORD)
 
 
@@ -76,7 +77,6 @@ def test_list_shows_env_targets_read_only_beside_the_registry(admin):
         ("DELETE", "/api/admin/targets/BZION_HUB", None),
         ("POST", "/api/admin/targets/BZION_HUB/rotate-secret", None),
         ("POST", "/api/admin/targets/BZION_HUB/disable", {"reason": "x"}),
-        ("POST", "/api/admin/targets/BZION_HUB/enable", None),
     ]:
         r = admin.request(method, path, json=body)
         assert r.status_code == 409, (path, r.text)
@@ -204,3 +204,37 @@ def test_a_disabled_destination_is_still_routed_to_its_rows_wait(admin, engine):
         "rows written for the disabled destination",
         interval=0.1,
     )
+
+
+def test_a_url_the_egress_rule_refuses_is_a_400_naming_url(admin):
+    """Only 127.0.0.1 is allowed in the tests: every other local or private form is refused."""
+    for url in ("http://127.0.0.2/x", "http://[::1]/x", "http://2130706434/x", "http://10.0.0.1/"):
+        r = admin.post("/api/admin/targets", json={**NEW, "url": url})
+        assert r.status_code == 400 and r.json()["field"] == "url", (url, r.text)
+    made = admin.post("/api/admin/targets", json=NEW)
+    assert made.status_code == 201, made.text
+    r = admin.patch("/api/admin/targets/SALESFORCE", json={"url": "http://169.254.169.254/"})
+    assert r.status_code == 400 and r.json()["field"] == "url", r.text
+
+
+def test_a_destination_the_guardrails_disabled_shows_disabled_until_enabled(admin, engine):
+    """A 410 or days of failures disable a destination in crm_target_state (the worker's
+    table); the API shows it and enabling clears it, for env destinations too."""
+    assert admin.post("/api/admin/targets", json=NEW).status_code == 201
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO crm_target_state (name, disabled_reason, disabled_at, updated_at) "
+                "VALUES ('SALESFORCE', '410 Gone', now(), now()), "
+                "('BZION_HUB', '410 Gone', now(), now())"
+            )
+        )
+    listed = {t["name"]: t for t in admin.get("/api/admin/targets").json()}
+    for name in ("SALESFORCE", "BZION_HUB"):
+        assert (listed[name]["enabled"], listed[name]["disabledReason"]) == (False, "410 Gone")
+        on = admin.post(f"/api/admin/targets/{name}/enable")
+        assert on.status_code == 200 and on.json()["enabled"] is True, on.text
+    assert rows(engine, "SELECT disabled_reason FROM crm_target_state") == [
+        {"disabled_reason": None},
+        {"disabled_reason": None},
+    ]

@@ -16,7 +16,7 @@ KEY = "k" * 40
 
 
 def _crm(pg_url: str, *args: str, key: str | None = KEY) -> tuple[int, str, str]:
-    env = {"DATABASE_URL": pg_url, "CRM_SECRET_KEY": key}
+    env = {"DATABASE_URL": pg_url, "CRM_SECRET_KEY": key, "CRM_EGRESS_ALLOW": "127.0.0.1/32"}
     r = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
     return r.exit_code, r.stdout, r.stderr
 
