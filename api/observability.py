@@ -23,8 +23,8 @@ from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Sen
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram
 
 from api.protection import security_headers
-from domain.enums import FormType
 from domain.outbox.queries import unread_by_target
+from domain.rules import FORM_RULES
 from infra.db import Database
 from infra.logs import bind_request_id, clear_context
 from infra.metrics import (
@@ -50,7 +50,6 @@ SUBMISSION_PATHS = {
     "/api/newsletter-unsubscribe": "newsletter_unsubscribe",
     "/api/v1/rfq/submit": "rfq",
 }
-_FORM_TYPES = frozenset(t.value for t in FormType)
 
 
 class _FormTypeOnly(msgspec.Struct):
@@ -77,7 +76,7 @@ def _form_type(path: str, body: bytes) -> str:
         value = msgspec.json.decode(body, type=_FormTypeOnly).formType
     except msgspec.DecodeError:
         return "unknown"
-    return value if isinstance(value, str) and value in _FORM_TYPES else "unknown"
+    return value if isinstance(value, str) and value in FORM_RULES else "unknown"
 
 
 REQUESTS = Counter(

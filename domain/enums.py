@@ -61,6 +61,8 @@ class NotificationType(StrEnum):
     NEWSLETTER_SIGNUP = "NEWSLETTER_SIGNUP"
     NEW_CUSTOMER = "NEW_CUSTOMER"
     LEAD_CONVERTED = "LEAD_CONVERTED"
+    CUSTOMER_UPDATED = "CUSTOMER_UPDATED"
+    CUSTOMER_DEACTIVATED = "CUSTOMER_DEACTIVATED"
 
 
 class NotificationPriority(StrEnum):
@@ -80,6 +82,20 @@ class NotificationStatus(StrEnum):
 class UserRole(StrEnum):
     CUSTOMER = "customer"
     ADMIN = "admin"
+    SALES = "sales"  # staff who work leads and customers; admin-only settings stay closed
+
+
+class CustomFieldEntity(StrEnum):
+    LEAD = "lead"
+    CUSTOMER = "customer"
+
+
+class CustomFieldType(StrEnum):
+    TEXT = "text"
+    NUMBER = "number"
+    DATE = "date"
+    BOOLEAN = "boolean"
+    SELECT = "select"
 
 
 class QuoteStatus(StrEnum):

@@ -1,6 +1,8 @@
 """Business rules of the seed, each as data in one place.
 
-Adding a form type is one entry in FORM_RULES (plus its FormType member).
+Adding a form type is one entry in FORM_RULES: the API accepts exactly its keys, and the
+database stores any (no CHECK pins the form types), so no migration is needed. `FormType` names
+the seed's three for code that means one of them.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ class FormRule:
     score: int
 
 
-FORM_RULES: Mapping[FormType, FormRule] = {
+FORM_RULES: Mapping[str, FormRule] = {
     FormType.CONTACT_US: FormRule(LeadType.CONTACT_REQUEST, 50),
     FormType.QUOTE_REQUEST: FormRule(LeadType.QUOTE_REQUEST, 80),
     FormType.PARTNERSHIP_INQUIRY: FormRule(LeadType.LEAD, 70),
@@ -43,8 +45,13 @@ PRIORITY_RANK: Mapping[NotificationPriority, int] = {
 }
 
 
-def rule_for_form(form_type: FormType) -> FormRule:
+def rule_for_form(form_type: str) -> FormRule:
     return FORM_RULES[form_type]
+
+
+def form_types() -> list[str]:
+    """The accepted form types, read at call time (the rules are the one list)."""
+    return [str(t) for t in FORM_RULES]
 
 
 def priority_for(

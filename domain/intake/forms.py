@@ -71,7 +71,7 @@ def form_writes(
         "lead_score": rule.score,
         "metadata": {
             "formSubmissionId": str(form_id),
-            "formType": cmd.form_type.value,
+            "formType": cmd.form_type,
             **attribution(metadata),
         },
         "created_at": now,
@@ -80,7 +80,7 @@ def form_writes(
     data = {
         "formSubmissionId": str(form_id),
         "leadId": str(lead_id),
-        "formType": cmd.form_type.value,
+        "formType": cmd.form_type,
         "email": cmd.email,
         "name": cmd.name,
         "companyName": cmd.company_name,

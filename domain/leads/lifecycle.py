@@ -20,6 +20,7 @@ from domain.customers import Adopt, NewCustomer, ensure_customer
 from domain.enums import (
     CustomerSource,
     CustomerStatus,
+    FormSubmissionStatus,
     LeadStatus,
     LeadType,
     NotificationType,
@@ -28,7 +29,7 @@ from domain.errors import IllegalTransition, NotFound
 from domain.intake.commands import Command, Email, Metadata, Name, Phone
 from domain.leads.audit import audit_rows
 from domain.leads.queries import LeadView, lead_view
-from domain.models import LEAD_AUDIT, LEADS, NOTIFICATIONS, utcnow
+from domain.models import FORM_SUBMISSIONS, LEAD_AUDIT, LEADS, NOTIFICATIONS, utcnow
 from domain.outbox.rows import Rows, insert_all, notification_rows
 from domain.rules import (
     LEAD_SCORE_MAX,
@@ -92,19 +93,26 @@ def _lead_data(lead: Mapping[str, Any], **extra: object) -> dict[str, Any]:
         "status": str(lead["status"]),
         "leadScore": lead["lead_score"],
         "assignedTo": lead["assigned_to"],
+        "customFields": lead.get("custom_fields") or {},
         **extra,
     }
 
 
 def new_lead_notifications(
-    lead: Mapping[str, Any], actor: str, now: datetime, routes: Iterable[Route]
+    lead: Mapping[str, Any],
+    actor: str,
+    now: datetime,
+    routes: Iterable[Route],
+    event: str = "created",
 ) -> Rows:
-    """The NEW_LEAD outbox rows of a lead just written, by hand or by CSV import alike.
+    """The NEW_LEAD outbox rows of a lead just written (by hand, by CSV import) or just
+    assigned (the seed's purpose of NEW_LEAD: "lead assignment").
 
     One payload shape: leadId, email, name, companyName, phone, type, source, status,
-    leadScore, assignedTo, createdBy (the staff member or CLI actor), createdAt.
+    leadScore, assignedTo, customFields, event ("created" or "assigned"), createdBy (the staff
+    member or CLI actor who caused this event), createdAt (when).
     """
-    data = _lead_data(lead, createdBy=actor, createdAt=now.isoformat())
+    data = _lead_data(lead, event=event, createdBy=actor, createdAt=now.isoformat())
     return notification_rows(NotificationType.NEW_LEAD, data, routes, now, score=lead["lead_score"])
 
 
@@ -172,11 +180,40 @@ async def update_lead(
             update(LEADS).where(LEADS.c.id == lead_id).values(**values, updated_at=now)
         )
         changes = {k: (getattr(current, k), v) for k, v in values.items()}
-        await insert_all(conn, [(LEAD_AUDIT, audit_rows(lead_id, actor, now, "updated", changes))])
+        writes: list[tuple[Any, Rows]] = [
+            (LEAD_AUDIT, audit_rows(lead_id, actor, now, "updated", changes))
+        ]
+        if values.get("assigned_to") is not None:  # (re)assigned to someone: NEW_LEAD
+            lead = dict(current._mapping, **values)
+            writes.append(
+                (NOTIFICATIONS, new_lead_notifications(lead, actor, now, routes, "assigned"))
+            )
+        await insert_all(conn, writes)
+        if values.get("status") == LeadStatus.CONTACTED:
+            await mark_form_processed(conn, current.metadata)
     if converting:
         await convert_lead(conn, lead_id, actor, routes)
     row = (await conn.execute(select(LEADS).where(LEADS.c.id == lead_id))).one()
     return lead_view(row)
+
+
+async def mark_form_processed(conn: AsyncConnection, metadata: Mapping[str, Any] | None) -> None:
+    """The form a lead came from moves NEW -> PROCESSED once the lead is contacted."""
+    form_id = (metadata or {}).get("formSubmissionId")
+    if not form_id:
+        return
+    try:
+        form_uuid = uuid.UUID(str(form_id))
+    except ValueError:
+        return
+    await conn.execute(
+        update(FORM_SUBMISSIONS)
+        .where(
+            FORM_SUBMISSIONS.c.id == form_uuid,
+            FORM_SUBMISSIONS.c.status == FormSubmissionStatus.NEW,
+        )
+        .values(status=FormSubmissionStatus.PROCESSED)
+    )
 
 
 class Conversion(msgspec.Struct, rename="camel"):
