@@ -19,6 +19,7 @@ from litestar.status_codes import (
 )
 
 from domain.errors import (
+    Conflict,
     DomainError,
     DuplicateEmail,
     IdempotencyKeyReused,
@@ -35,6 +36,7 @@ STATUS_FOR: dict[type[DomainError], tuple[int, str]] = {
     IdempotencyKeyReused: (HTTP_409_CONFLICT, "idempotency_key_reused"),
     IllegalTransition: (HTTP_409_CONFLICT, "illegal_transition"),
     NotFound: (HTTP_404_NOT_FOUND, "not_found"),
+    Conflict: (HTTP_409_CONFLICT, "conflict"),
 }
 
 

@@ -152,7 +152,7 @@ def _register_subcommands() -> None:
     """Each feature keeps its commands in its own module of this package."""
     import importlib
 
-    for name in ("worker", "admin"):
+    for name in ("worker", "admin", "customers"):
         try:
             module = importlib.import_module(f"crm_cli.{name}")
         except ModuleNotFoundError as exc:

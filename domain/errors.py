@@ -29,3 +29,7 @@ class NotFound(DomainError):
 
 class IllegalTransition(DomainError):
     field = "status"
+
+
+class Conflict(DomainError):
+    """The write clashes with what exists (a custom field key already defined)."""

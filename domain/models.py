@@ -499,3 +499,4 @@ Index(
     "idx_newsletter_subscribers_keyset", SUBSCRIBERS.c.subscribed_at.desc(), SUBSCRIBERS.c.id.desc()
 )
 Index("idx_crm_notifications_keyset", NOTIFICATIONS.c.created_at.desc(), NOTIFICATIONS.c.id.desc())
+Index("idx_customers_keyset", CUSTOMERS.c.created_at.desc(), CUSTOMERS.c.id.desc())

@@ -10,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from domain.enums import FormType, LeadStatus, LeadType, NotificationPriority, NotificationType
+from domain.enums import (
+    CustomerStatus,
+    FormType,
+    LeadStatus,
+    LeadType,
+    NotificationPriority,
+    NotificationType,
+)
 from domain.errors import IllegalTransition
 
 
@@ -196,4 +203,24 @@ def check_transition(current: LeadStatus, target: LeadStatus) -> None:
     allowed = ", ".join(s.value for s in LEAD_TRANSITIONS[current]) or "none (final status)"
     raise IllegalTransition(
         f"a {current.value} lead cannot move to {target.value}; allowed: {allowed}"
+    )
+
+
+# Customer lifecycle (seed section 4): a PROSPECT becomes ACTIVE (signup, conversion) or is
+# dropped; an ACTIVE customer is deactivated; an INACTIVE one can be reactivated.
+CUSTOMER_TRANSITIONS: Mapping[CustomerStatus, tuple[CustomerStatus, ...]] = {
+    CustomerStatus.PROSPECT: (CustomerStatus.ACTIVE, CustomerStatus.INACTIVE),
+    CustomerStatus.ACTIVE: (CustomerStatus.INACTIVE,),
+    CustomerStatus.INACTIVE: (CustomerStatus.ACTIVE,),
+}
+
+
+def check_customer_transition(current: CustomerStatus, target: CustomerStatus) -> None:
+    """Raise IllegalTransition naming the allowed moves (staying put is not a move here)."""
+    allowed_now = CUSTOMER_TRANSITIONS[current]
+    if target in allowed_now:
+        return
+    allowed = ", ".join(s.value for s in allowed_now) or "none"
+    raise IllegalTransition(
+        f"a {current.value} customer cannot move to {target.value}; allowed: {allowed}"
     )

@@ -17,6 +17,7 @@ DISPATCH = DISPATCH_TASK
 STATS = "crm.stats_snapshot"
 STALE = "crm.check_stale"
 RETENTION = "crm.retention"
+REPAIR_LINKS = "crm.repair_customer_links"
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -48,6 +49,7 @@ def make_celery(settings: Settings) -> Celery:
                 "schedule": timedelta(seconds=settings.stale_check_seconds),
             },
             "retention": {"task": RETENTION, "schedule": timedelta(days=1)},
+            "repair-customer-links": {"task": REPAIR_LINKS, "schedule": timedelta(days=1)},
         },
     )
     return app
@@ -62,4 +64,6 @@ def _structured_logs(loglevel: int | str | None = None, **_: Any) -> None:
     """Celery's own lines, ours and the tasks' all go through structlog (infra/logs.py).
 
     The periodic tasks' routine lines (received, succeeded, sent by beat) are DEBUG lines."""
-    configure_logging(settings, level=loglevel, quiet_tasks=(DISPATCH, STATS, STALE, RETENTION))
+    configure_logging(
+        settings, level=loglevel, quiet_tasks=(DISPATCH, STATS, STALE, RETENTION, REPAIR_LINKS)
+    )

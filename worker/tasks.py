@@ -6,6 +6,7 @@ worker/runtime.py, the graceful SIGTERM stop in worker/shutdown.py.
 
 from __future__ import annotations
 
+from domain.customers.links import repair_links
 from domain.models import utcnow
 from domain.outbox.alerts import AlertEvent, check_stale
 from domain.outbox.retention import purge_expired
@@ -13,7 +14,7 @@ from domain.reporting.snapshots import take_snapshot
 from infra.logs import get_logger
 from worker import runtime, shutdown
 from worker.alerts import send_alert
-from worker.celery_app import DISPATCH, RETENTION, STALE, STATS, app, settings
+from worker.celery_app import DISPATCH, REPAIR_LINKS, RETENTION, STALE, STATS, app, settings
 from worker.metrics import summarized_dispatch
 
 log = get_logger("crm.tasks")
@@ -53,3 +54,17 @@ def retention() -> dict[str, int]:
     )
     log.info("retention removed", **removed.as_dict())
     return removed.as_dict()
+
+
+@app.task(name=REPAIR_LINKS)
+def repair_customer_links() -> list[dict[str, str]]:
+    """Daily: link or create the Customer of every customer account that has none (a signup
+    whose customer write failed); logs and returns what it linked."""
+    repaired = runtime.in_transaction(settings, lambda conn: repair_links(conn, settings.routes))
+    report = [
+        {"action": r.action, "userId": str(r.user_id), "customerId": str(r.customer_id)}
+        for r in repaired
+    ]
+    if report:
+        log.info("customer links repaired", repaired=len(report), links=report)
+    return report

@@ -97,6 +97,13 @@ def admin_only(connection: ASGIConnection, _: BaseRouteHandler) -> None:
         raise PermissionDeniedException("admin role required")
 
 
+def staff_only(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    """Guard: admin and sales staff; customers get a 403."""
+    user = connection.user
+    if not isinstance(user, SessionUser) or not user.is_staff:
+        raise PermissionDeniedException("admin or sales role required")
+
+
 def session_auth(secure: bool) -> SessionAuth[SessionUser, Any]:
     return SessionAuth[SessionUser, Any](
         retrieve_user_handler=retrieve_user,

@@ -147,6 +147,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_crm_custom_fields")),
         sa.UniqueConstraint("entity", "key", name="uq_crm_custom_fields_entity_key"),
     )
+    op.create_index(
+        "idx_customers_keyset",
+        "customers",
+        [sa.literal_column("created_at DESC"), sa.literal_column("id DESC")],
+    )
     op.add_column("leads", sa.Column("custom_fields", JSON, nullable=True))
     op.add_column("customers", sa.Column("custom_fields", JSON, nullable=True))
     _replace_check("form_submissions", "ck_form_submissions_form_type", None)
@@ -161,5 +166,6 @@ def downgrade() -> None:
     op.drop_column("customers", "custom_fields")
     op.drop_column("leads", "custom_fields")
     op.drop_table("crm_custom_fields")
+    op.drop_index("idx_customers_keyset", table_name="customers")
     op.drop_index("idx_customer_audit_customer", table_name="customer_audit")
     op.drop_table("customer_audit")
