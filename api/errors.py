@@ -102,7 +102,10 @@ def on_http(_: Request, exc: HTTPException) -> Response:
 
 
 def on_domain(_: Request, exc: DomainError) -> Response:
-    status, code = STATUS_FOR.get(type(exc), (HTTP_400_BAD_REQUEST, "invalid_request"))
+    status, code = next(
+        (STATUS_FOR[t] for t in type(exc).__mro__ if t in STATUS_FOR),
+        (HTTP_400_BAD_REQUEST, "invalid_request"),
+    )
     errors = [{"field": exc.field, "message": exc.message}] if exc.field else None
     return Response(error_body(status, code, exc.message, errors), status_code=status)
 

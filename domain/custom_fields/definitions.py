@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from domain.enums import CustomFieldEntity, CustomFieldType
 from domain.errors import Conflict, DomainError, NotFound
 from domain.models import CUSTOM_FIELDS, CUSTOMERS, LEADS, utcnow
+from infra.db import Database
 
 Key = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_]*$")]
 Label = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
@@ -160,6 +161,20 @@ _cache: dict[CustomFieldEntity, tuple[float, list[FieldDefinition]]] = {}
 
 def forget_cache() -> None:
     _cache.clear()
+
+
+def _fresh(entity: CustomFieldEntity) -> list[FieldDefinition] | None:
+    hit = _cache.get(entity)
+    return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
+
+async def cached_fields_of(db: Database, entity: CustomFieldEntity) -> list[FieldDefinition]:
+    """As `cached_fields`, opening a connection only when the cache is stale (form fast path)."""
+    fields = _fresh(entity)
+    if fields is not None:
+        return fields
+    async with db.transaction() as conn:
+        return await cached_fields(conn, entity)
 
 
 async def cached_fields(conn: AsyncConnection, entity: CustomFieldEntity) -> list[FieldDefinition]:

@@ -98,6 +98,7 @@ class SubmitForm(Command):
     phone: Phone | None = None
     message: Message | None = None
     metadata: Metadata | None = None
+    custom_fields: Annotated[dict[str, Any], msgspec.Meta(max_length=50)] | None = None
     website: Honeypot = None
 
     def __post_init__(self) -> None:

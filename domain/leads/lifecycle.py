@@ -16,10 +16,12 @@ import msgspec
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from domain.custom_fields.values import checked_values, merged
 from domain.customers import Adopt, NewCustomer, ensure_customer
 from domain.enums import (
     CustomerSource,
     CustomerStatus,
+    CustomFieldEntity,
     FormSubmissionStatus,
     LeadStatus,
     LeadType,
@@ -42,6 +44,7 @@ from domain.rules import (
 
 Score = Annotated[int, msgspec.Meta(ge=LEAD_SCORE_MIN, le=LEAD_SCORE_MAX)]
 Assignee = Annotated[str, msgspec.Meta(max_length=254)]
+CustomFields = Annotated[dict[str, Any], msgspec.Meta(max_length=100)]
 
 
 class CreateLead(Command):
@@ -53,6 +56,7 @@ class CreateLead(Command):
     lead_score: Score = MANUAL_LEAD_SCORE
     assigned_to: Assignee | None = None
     metadata: Metadata | None = None
+    custom_fields: CustomFields | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -60,15 +64,22 @@ class CreateLead(Command):
 
 
 class UpdateLead(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
-    """PATCH body: any of status, assignedTo (null unassigns), leadScore."""
+    """PATCH body: any of status, assignedTo (null unassigns), leadScore, customFields (merged
+    into the lead's; null removes a value)."""
 
     status: LeadStatus | None = None
     assigned_to: Assignee | msgspec.UnsetType | None = msgspec.UNSET
     lead_score: Score | None = None
+    custom_fields: CustomFields | None = None
 
     def __post_init__(self) -> None:
-        if self.status is None and self.lead_score is None and self.assigned_to is msgspec.UNSET:
-            raise ValueError("status must be given, or assignedTo or leadScore")
+        if (
+            self.status is None
+            and self.lead_score is None
+            and self.assigned_to is msgspec.UNSET
+            and self.custom_fields is None
+        ):
+            raise ValueError("status must be given, or assignedTo, leadScore or customFields")
         if isinstance(self.assigned_to, str):
             self.assigned_to = self.assigned_to.strip() or None
 
@@ -122,6 +133,7 @@ async def create_lead(
     """A lead entered by hand (the seed's "Creating Leads Manually"), with a NEW_LEAD event."""
     now = utcnow()
     lead_id = uuid.uuid4()
+    custom = await checked_values(conn, CustomFieldEntity.LEAD, cmd.custom_fields, True)
     lead: dict[str, Any] = {
         "id": lead_id,
         "email": cmd.email,
@@ -137,6 +149,7 @@ async def create_lead(
         "created_at": now,
         "updated_at": now,
         "converted_at": None,
+        "custom_fields": merged(None, custom) or None,
     }
     notes = new_lead_notifications(lead, actor, now, routes)
     audit = audit_rows(
@@ -172,6 +185,18 @@ async def update_lead(
         values["assigned_to"] = cmd.assigned_to
     if cmd.lead_score is not None and cmd.lead_score != current.lead_score:
         values["lead_score"] = cmd.lead_score
+    custom_changes: dict[str, tuple[object, object]] = {}
+    if cmd.custom_fields is not None:
+        checked = await checked_values(conn, CustomFieldEntity.LEAD, cmd.custom_fields, False)
+        before = current.custom_fields or {}
+        after = merged(before, checked)
+        if after != before:
+            values["custom_fields"] = after
+            custom_changes = {
+                f"cf.{k}"[:32]: (before.get(k), after.get(k))
+                for k in checked
+                if before.get(k) != after.get(k)
+            }
     converting = cmd.status == LeadStatus.CONVERTED and status != LeadStatus.CONVERTED
     if cmd.status is not None and cmd.status != status and not converting:
         values["status"] = cmd.status
@@ -179,7 +204,8 @@ async def update_lead(
         await conn.execute(
             update(LEADS).where(LEADS.c.id == lead_id).values(**values, updated_at=now)
         )
-        changes = {k: (getattr(current, k), v) for k, v in values.items()}
+        changes = {k: (getattr(current, k), v) for k, v in values.items() if k != "custom_fields"}
+        changes.update(custom_changes)
         writes: list[tuple[Any, Rows]] = [
             (LEAD_AUDIT, audit_rows(lead_id, actor, now, "updated", changes))
         ]
