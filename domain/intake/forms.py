@@ -87,7 +87,7 @@ def form_writes(
         "created_at": now,
         "updated_at": now,
     }
-    data = {
+    data: dict[str, Any] = {
         "formSubmissionId": str(form_id),
         "leadId": str(lead_id),
         "formType": cmd.form_type,
