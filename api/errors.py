@@ -20,6 +20,7 @@ from litestar.status_codes import (
 )
 
 from domain.errors import (
+    Conflict,
     DomainError,
     DuplicateEmail,
     DuplicateTarget,
@@ -44,6 +45,7 @@ STATUS_FOR: dict[type[DomainError], tuple[int, str]] = {
     ReadOnlyTarget: (HTTP_409_CONFLICT, "read_only_target"),
     TargetInUse: (HTTP_409_CONFLICT, "target_in_use"),
     SecretStorageUnavailable: (HTTP_409_CONFLICT, "secret_key_missing"),
+    Conflict: (HTTP_409_CONFLICT, "conflict"),
 }
 
 
@@ -111,7 +113,10 @@ def on_http(_: Request, exc: HTTPException) -> Response:
 
 
 def on_domain(_: Request, exc: DomainError) -> Response:
-    status, code = STATUS_FOR.get(type(exc), (HTTP_400_BAD_REQUEST, "invalid_request"))
+    status, code = next(
+        (STATUS_FOR[t] for t in type(exc).__mro__ if t in STATUS_FOR),
+        (HTTP_400_BAD_REQUEST, "invalid_request"),
+    )
     errors = [{"field": exc.field, "message": exc.message}] if exc.field else None
     return Response(error_body(status, code, exc.message, errors), status_code=status)
 

@@ -25,8 +25,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram
 
 from api import directory
 from api.protection import security_headers
-from domain.enums import FormType
 from domain.outbox.queries import unread_by_target
+from domain.rules import FORM_RULES
 from infra.db import Database
 from infra.logs import bind_request_id, clear_context
 from infra.metrics import (
@@ -53,7 +53,6 @@ SUBMISSION_PATHS = {
     "/api/newsletter-unsubscribe": "newsletter_unsubscribe",
     "/api/v1/rfq/submit": "rfq",
 }
-_FORM_TYPES = frozenset(t.value for t in FormType)
 
 
 def current_request_id() -> str | None:
@@ -79,7 +78,7 @@ def _form_type(path: str, scope: Scope) -> str:
         return SUBMISSION_PATHS[path]
     decoded = ScopeState.from_scope(scope).json
     value = decoded.get("formType") if isinstance(decoded, dict) else None
-    return value if isinstance(value, str) and value in _FORM_TYPES else "unknown"
+    return value if isinstance(value, str) and value in FORM_RULES else "unknown"
 
 
 REQUESTS = Counter(

@@ -23,7 +23,7 @@ from domain.intake.newsletter import Subscription, Unsubscription, subscribe, un
 from domain.intake.origin import Origin
 from domain.intake.registration import Registered, register
 from domain.intake.rfq import QuoteSubmitted, submit_rfq
-from domain.intake.spam import decoy_form, decoy_quote, decoy_subscription, is_bot
+from domain.intake.spam import decoy_quote, decoy_subscription, is_bot, record_spam_form
 from infra.settings import Settings
 
 IdempotencyKey = Annotated[
@@ -99,8 +99,8 @@ class PublicController(Controller):
         data: JSONBody[SubmitForm],
         idempotency_key: IdempotencyKey,
     ) -> Response[FormSubmitted]:
-        if is_bot(data):  # the honeypot: answer like a success, write nothing
-            return decoy(decoy_form(data))
+        if is_bot(data):  # the honeypot: answer like a success, record the form as SPAM
+            return decoy(await record_spam_form(state.db, data, origin_of(request)))
         origin, routes = origin_of(request), directory.routes(state)
         if idempotency_key is None:
             # The hot path. Without a key nothing shares the form's transaction: it is one

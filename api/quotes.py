@@ -11,6 +11,7 @@ from litestar import Controller, Request, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
 
+from api import directory
 from api.admin.auth import customer_only
 from api.admin.params import Cursor, Limit
 from api.transaction import Conn
@@ -37,7 +38,7 @@ async def decide(
 ) -> QuoteDetail:
     """The customer's accept or reject: one move, checked against the rules."""
     viewer = customer(request.user)
-    routes = state.settings.routes
+    routes = directory.routes(state)
     return await move_quote(conn, quote_id, data or Decision(), target, viewer, routes)
 
 
@@ -70,7 +71,7 @@ class CustomerQuoteController(Controller):
         data: JSONBody[PostMessage],
     ) -> QuoteDetail:
         viewer = customer(request.user)
-        return await post_message(conn, quote_id, data, viewer, state.settings.routes)
+        return await post_message(conn, quote_id, data, viewer, directory.routes(state))
 
     @post("/{quote_id:uuid}/accept", status_code=200, summary="Accept a QUOTED quote")
     async def accept(

@@ -177,7 +177,7 @@ def _register_subcommands() -> None:
     """Each feature keeps its commands in its own module of this package."""
     import importlib
 
-    for name in ("worker", "admin", "targets"):
+    for name in ("worker", "admin", "targets", "customers"):
         try:
             module = importlib.import_module(f"crm_cli.{name}")
         except ModuleNotFoundError as exc:

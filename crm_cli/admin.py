@@ -15,7 +15,7 @@ from domain.accounts.users import create_admin
 from domain.destinations.directory import Directory
 from domain.enums import LeadStatus, LeadType
 from domain.errors import DomainError
-from domain.leads.csv_io import EXPORT_COLUMNS, BadFile, export_leads, import_leads, read_csv
+from domain.leads.csv_io import BadFile, export_leads, import_leads, read_csv
 from domain.leads.queries import LeadFilters, LeadSort
 from infra.db import Database, with_database
 
@@ -144,10 +144,9 @@ def export_command(
         created_to=until.replace(tzinfo=UTC) if until else None,
     )
     writer = csv.writer(sys.stdout, lineterminator="\n")
-    writer.writerow(EXPORT_COLUMNS)
 
     async def work(db: Database) -> int:
-        n = 0
+        n = -1  # the first row is the header
         async for row in export_leads(db, filters, LeadSort(sort)):
             writer.writerow(row)
             n += 1

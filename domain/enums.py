@@ -63,6 +63,8 @@ class NotificationType(StrEnum):
     LEAD_CONVERTED = "LEAD_CONVERTED"
     QUOTE_STATUS_CHANGED = "QUOTE_STATUS_CHANGED"
     QUOTE_MESSAGE = "QUOTE_MESSAGE"
+    CUSTOMER_UPDATED = "CUSTOMER_UPDATED"
+    CUSTOMER_DEACTIVATED = "CUSTOMER_DEACTIVATED"
 
 
 class NotificationPriority(StrEnum):
@@ -88,6 +90,20 @@ class NotificationStatus(StrEnum):
 class UserRole(StrEnum):
     CUSTOMER = "customer"
     ADMIN = "admin"
+    SALES = "sales"  # staff who work leads and customers; admin-only settings stay closed
+
+
+class CustomFieldEntity(StrEnum):
+    LEAD = "lead"
+    CUSTOMER = "customer"
+
+
+class CustomFieldType(StrEnum):
+    TEXT = "text"
+    NUMBER = "number"
+    DATE = "date"
+    BOOLEAN = "boolean"
+    SELECT = "select"
 
 
 class QuoteStatus(StrEnum):

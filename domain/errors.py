@@ -47,3 +47,7 @@ class TargetInUse(DomainError):
 
 class SecretStorageUnavailable(DomainError):
     """No usable CRM_SECRET_KEY: a destination's secret cannot be stored encrypted."""
+
+
+class Conflict(DomainError):
+    """The write clashes with what exists (a custom field key already defined)."""

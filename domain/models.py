@@ -27,6 +27,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     Uuid,
     case,
     text,
@@ -37,8 +38,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from domain.enums import (
     CustomerStatus,
     CustomerType,
+    CustomFieldEntity,
+    CustomFieldType,
     FormSubmissionStatus,
-    FormType,
     LeadStatus,
     LeadType,
     MessageSender,
@@ -125,6 +127,7 @@ class Customer(TimestampMixin, Base):
         enum_column(CustomerStatus, "customer_status"), default=CustomerStatus.ACTIVE
     )
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONType)
+    custom_fields: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
     quotes: Mapped[list[Quote]] = relationship(back_populates="customer")
 
@@ -153,6 +156,7 @@ class Lead(TimestampMixin, Base):
     assigned_to: Mapped[str | None] = mapped_column(String(254))
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONType)
     converted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    custom_fields: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
 
 class FormSubmission(Base):
@@ -160,7 +164,9 @@ class FormSubmission(Base):
     __table_args__ = (Index("idx_form_submissions_created_at", text("created_at DESC")),)
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    form_type: Mapped[FormType] = mapped_column(enum_column(FormType, "form_type"))
+    # No CHECK: the form types are the keys of domain.rules.FORM_RULES, checked on input, so a
+    # new form type is one entry in the rules and no migration.
+    form_type: Mapped[str] = mapped_column(String(32))
     data: Mapped[dict[str, Any]] = mapped_column(JSONType)
     ip_address: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(512))
@@ -483,6 +489,41 @@ class CrmTargetState(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class CustomerAuditEntry(Base):
+    """One change of a customer (type, status, names, enrichment, custom fields): who, when,
+    which field, from which value to which."""
+
+    __tablename__ = "customer_audit"
+    __table_args__ = (Index("idx_customer_audit_customer", "customer_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    actor: Mapped[str] = mapped_column(String(254))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    action: Mapped[str] = mapped_column(String(32))
+    field: Mapped[str] = mapped_column(String(100))
+    from_value: Mapped[str | None] = mapped_column(Text)
+    to_value: Mapped[str | None] = mapped_column(Text)
+
+
+class CrmCustomField(TimestampMixin, Base):
+    """An admin-defined, typed field of leads or customers (seed section 15); values live in
+    the row's `custom_fields` JSON under `key`."""
+
+    __tablename__ = "crm_custom_fields"
+    __table_args__ = (UniqueConstraint("entity", "key", name="uq_crm_custom_fields_entity_key"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    entity: Mapped[CustomFieldEntity] = mapped_column(
+        enum_column(CustomFieldEntity, "custom_field_entity")
+    )
+    key: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(200))
+    type: Mapped[CustomFieldType] = mapped_column(enum_column(CustomFieldType, "custom_field_type"))
+    options: Mapped[list[str] | None] = mapped_column(JSONType)
+    required: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+
+
 def table_of(model: type[Base]) -> Table:
     return cast(Table, model.__table__)
 
@@ -504,6 +545,8 @@ ALERTS = table_of(CrmAlert)
 LEAD_AUDIT = table_of(LeadAuditEntry)
 TARGETS = table_of(CrmTarget)
 TARGET_STATE = table_of(CrmTargetState)
+CUSTOMER_AUDIT = table_of(CustomerAuditEntry)
+CUSTOM_FIELDS = table_of(CrmCustomField)
 
 # Keyset pagination of the admin lists: each sort order has an index ending in the id tiebreak.
 Index(
@@ -538,3 +581,4 @@ Index(
     QUOTES.c.id.desc(),
 )
 Index("idx_crm_notifications_keyset", NOTIFICATIONS.c.created_at.desc(), NOTIFICATIONS.c.id.desc())
+Index("idx_customers_keyset", CUSTOMERS.c.created_at.desc(), CUSTOMERS.c.id.desc())

@@ -1,6 +1,8 @@
 """Business rules of the seed, each as data in one place.
 
-Adding a form type is one entry in FORM_RULES (plus its FormType member).
+Adding a form type is one entry in FORM_RULES: the API accepts exactly its keys, and the
+database stores any (no CHECK pins the form types), so no migration is needed. `FormType` names
+the seed's three for code that means one of them.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from domain.enums import (
+    CustomerStatus,
     FormType,
     LeadStatus,
     LeadType,
@@ -26,7 +29,7 @@ class FormRule:
     score: int
 
 
-FORM_RULES: Mapping[FormType, FormRule] = {
+FORM_RULES: Mapping[str, FormRule] = {
     FormType.CONTACT_US: FormRule(LeadType.CONTACT_REQUEST, 50),
     FormType.QUOTE_REQUEST: FormRule(LeadType.QUOTE_REQUEST, 80),
     FormType.PARTNERSHIP_INQUIRY: FormRule(LeadType.LEAD, 70),
@@ -51,8 +54,13 @@ PRIORITY_RANK: Mapping[NotificationPriority, int] = {
 }
 
 
-def rule_for_form(form_type: FormType) -> FormRule:
+def rule_for_form(form_type: str) -> FormRule:
     return FORM_RULES[form_type]
+
+
+def form_types() -> list[str]:
+    """The accepted form types, read at call time (the rules are the one list)."""
+    return [str(t) for t in FORM_RULES]
 
 
 def priority_for(
@@ -261,4 +269,24 @@ def check_quote_transition(current: QuoteStatus, target: QuoteStatus, actor: Quo
     raise IllegalTransition(
         f"a {current.value} quote cannot move to {target.value}"
         f" ({actor.value.lower()}); allowed: {allowed or 'none'}"
+    )
+
+
+# Customer lifecycle (seed section 4): a PROSPECT becomes ACTIVE (signup, conversion) or is
+# dropped; an ACTIVE customer is deactivated; an INACTIVE one can be reactivated.
+CUSTOMER_TRANSITIONS: Mapping[CustomerStatus, tuple[CustomerStatus, ...]] = {
+    CustomerStatus.PROSPECT: (CustomerStatus.ACTIVE, CustomerStatus.INACTIVE),
+    CustomerStatus.ACTIVE: (CustomerStatus.INACTIVE,),
+    CustomerStatus.INACTIVE: (CustomerStatus.ACTIVE,),
+}
+
+
+def check_customer_transition(current: CustomerStatus, target: CustomerStatus) -> None:
+    """Raise IllegalTransition naming the allowed moves (staying put is not a move here)."""
+    allowed_now = CUSTOMER_TRANSITIONS[current]
+    if target in allowed_now:
+        return
+    allowed = ", ".join(s.value for s in allowed_now) or "none"
+    raise IllegalTransition(
+        f"a {current.value} customer cannot move to {target.value}; allowed: {allowed}"
     )

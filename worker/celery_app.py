@@ -18,6 +18,7 @@ STATS = "crm.stats_snapshot"
 STALE = "crm.check_stale"
 RETENTION = "crm.retention"
 QUOTE_EXPIRY = "crm.expire_quotes"
+REPAIR_LINKS = "crm.repair_customer_links"
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -53,6 +54,7 @@ def make_celery(settings: Settings) -> Celery:
                 "task": QUOTE_EXPIRY,
                 "schedule": timedelta(seconds=settings.quote_expiry_check_seconds),
             },
+            "repair-customer-links": {"task": REPAIR_LINKS, "schedule": timedelta(days=1)},
         },
     )
     return app
@@ -68,5 +70,7 @@ def _structured_logs(loglevel: int | str | None = None, **_: Any) -> None:
 
     The periodic tasks' routine lines (received, succeeded, sent by beat) are DEBUG lines."""
     configure_logging(
-        settings, level=loglevel, quiet_tasks=(DISPATCH, STATS, STALE, RETENTION, QUOTE_EXPIRY)
+        settings,
+        level=loglevel,
+        quiet_tasks=(DISPATCH, STATS, STALE, RETENTION, QUOTE_EXPIRY, REPAIR_LINKS),
     )

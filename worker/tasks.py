@@ -6,8 +6,12 @@ worker/runtime.py, the graceful SIGTERM stop in worker/shutdown.py.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from domain.customers.links import repair_links
+from domain.destinations.directory import Directory
 from domain.destinations.registry import drop_expired_secrets
 from domain.models import utcnow
 from domain.outbox.alerts import AlertEvent, check_stale
@@ -17,7 +21,16 @@ from domain.reporting.snapshots import take_snapshot
 from infra.logs import get_logger
 from worker import runtime, shutdown
 from worker.alerts import send_alert
-from worker.celery_app import DISPATCH, QUOTE_EXPIRY, RETENTION, STALE, STATS, app, settings
+from worker.celery_app import (
+    DISPATCH,
+    QUOTE_EXPIRY,
+    REPAIR_LINKS,
+    RETENTION,
+    STALE,
+    STATS,
+    app,
+    settings,
+)
 from worker.metrics import summarized_dispatch
 
 log = get_logger("crm.tasks")
@@ -68,7 +81,8 @@ def expire_due_quotes() -> int:
     total = 0
 
     async def batch(conn: AsyncConnection) -> int:
-        return await expire_quotes(conn, utcnow(), settings.quote_expire_after, settings.routes)
+        routes = (await Directory(settings).refresh(conn)).routes  # env + registry
+        return await expire_quotes(conn, utcnow(), settings.quote_expire_after, routes)
 
     while True:
         expired = runtime.in_transaction(settings, batch)
@@ -78,3 +92,22 @@ def expire_due_quotes() -> int:
     if total:
         log.info("quotes expired", count=total)
     return total
+
+
+@app.task(name=REPAIR_LINKS)
+def repair_customer_links() -> list[dict[str, str]]:
+    """Daily: link or create the Customer of every customer account that has none (a signup
+    whose customer write failed); logs and returns what it linked."""
+
+    async def repair(conn: AsyncConnection) -> list[Any]:
+        routes = (await Directory(settings).refresh(conn)).routes  # env + registry
+        return await repair_links(conn, routes)
+
+    repaired = runtime.in_transaction(settings, repair)
+    report = [
+        {"action": r.action, "userId": str(r.user_id), "customerId": str(r.customer_id)}
+        for r in repaired
+    ]
+    if report:
+        log.info("customer links repaired", repaired=len(report), links=report)
+    return report

@@ -26,6 +26,8 @@ from api.admin.auth import (
     whoami,
 )
 from api.admin.crm_sync import CrmSyncController
+from api.admin.custom_fields import CustomFieldController
+from api.admin.customers import CustomerController
 from api.admin.dashboard_support import EXCEPTION_HANDLERS
 from api.admin.leads import LeadController
 from api.admin.monitoring import MonitoringController
@@ -56,6 +58,8 @@ def build(settings: Settings) -> AdminSide:
             logout,
             whoami,
             LeadController,
+            CustomerController,
+            CustomFieldController,
             CrmSyncController,
             NotificationController,
             MonitoringController,

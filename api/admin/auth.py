@@ -107,6 +107,13 @@ def customer_only(connection: ASGIConnection, _: BaseRouteHandler) -> None:
         raise PermissionDeniedException("a customer account is required")
 
 
+def staff_only(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    """Guard: admin and sales staff; customers get a 403."""
+    user = connection.user
+    if not isinstance(user, SessionUser) or not user.is_staff:
+        raise PermissionDeniedException("admin or sales role required")
+
+
 def session_auth(secure: bool) -> SessionAuth[SessionUser, Any]:
     return SessionAuth[SessionUser, Any](
         retrieve_user_handler=retrieve_user,

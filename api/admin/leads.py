@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -15,6 +16,7 @@ from api import directory
 from api.admin.auth import admin_only
 from api.admin.params import AdminRequest, Limit
 from api.transaction import Conn
+from domain.custom_fields.values import filter_params
 from domain.enums import LeadStatus, LeadType
 from domain.leads.audit import lead_history
 from domain.leads.lifecycle import (
@@ -58,16 +60,18 @@ class LeadController(Controller):
     tags = ["admin: leads"]
     dependencies = {"filters": Provide(lead_filters, sync_to_thread=False)}
 
-    @get("/", summary="List leads (filters, sort, keyset pagination)")
+    @get("/", summary="List leads (filters, cf.<key>=value, sort, keyset pagination)")
     async def index(
         self,
+        request: AdminRequest,
         conn: Conn,
         filters: NamedDependency[LeadFilters],
         sort: FromQuery[LeadSort] = LeadSort.SCORE,
         limit: Limit = 20,
         cursor: Annotated[str | None, QueryParameter(max_length=500)] = None,
     ) -> LeadPage:
-        return await list_leads(conn, filters, sort, limit, cursor)
+        custom = filter_params(dict(request.query_params))
+        return await list_leads(conn, replace(filters, custom=custom), sort, limit, cursor)
 
     @get("/counts", summary="Lead counts by type and by status")
     async def counts(self, conn: Conn) -> LeadCounts:

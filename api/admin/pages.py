@@ -19,7 +19,6 @@ from api.admin.dashboard_support import on_refused_action, take_flash
 from api.admin.params import AdminRequest
 from api.transaction import Conn
 from domain.enums import (
-    FormType,
     LeadStatus,
     LeadType,
     NotificationStatus,
@@ -36,6 +35,7 @@ from domain.reporting.overview import (
     notification_attempts,
     stats_cards,
 )
+from domain.rules import FORM_RULES, form_types
 
 TABS = ("leads", "forms", "subscribers", "notifications")
 PAGE_SIZE = 25
@@ -102,7 +102,7 @@ class DashboardPagesController(Controller):
                 context["page"] = await list_leads(conn, filters, order, PAGE_SIZE, cursor)
             elif tab == "forms":
                 context["page"] = await list_forms(
-                    conn, PAGE_SIZE, cursor, pick(FormType, form_type)
+                    conn, PAGE_SIZE, cursor, form_type if form_type in FORM_RULES else None
                 )
             elif tab == "subscribers":
                 context["page"] = await list_subscribers(
@@ -130,7 +130,7 @@ class DashboardPagesController(Controller):
             tab_link=lambda t: f"/admin/crm-sync?tab={t}",
             lead_statuses=list(LeadStatus),
             lead_types=list(LeadType),
-            form_types=list(FormType),
+            form_types=form_types(),
             subscriber_statuses=list(SubscriberStatus),
             notification_statuses=list(NotificationStatus),
             sorts=list(LeadSort),

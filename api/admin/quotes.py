@@ -9,6 +9,7 @@ from litestar import Controller, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
+from api import directory
 from api.admin.auth import admin_only
 from api.admin.params import AdminRequest, Cursor, Limit
 from api.transaction import Conn
@@ -57,7 +58,7 @@ class AdminQuoteController(Controller):
         data: JSONBody[PriceQuote],
     ) -> QuoteDetail:
         viewer = staff(request.user)
-        return await price_quote(conn, quote_id, data, viewer, state.settings.routes)
+        return await price_quote(conn, quote_id, data, viewer, directory.routes(state))
 
     @post("/{quote_id:uuid}/messages", status_code=201, summary="Reply in the quote's thread")
     async def message(
@@ -69,7 +70,7 @@ class AdminQuoteController(Controller):
         data: JSONBody[PostMessage],
     ) -> QuoteDetail:
         viewer = staff(request.user)
-        return await post_message(conn, quote_id, data, viewer, state.settings.routes)
+        return await post_message(conn, quote_id, data, viewer, directory.routes(state))
 
     @post("/{quote_id:uuid}/status", status_code=200, summary="Move a quote (allowed moves only)")
     async def status(
@@ -81,4 +82,4 @@ class AdminQuoteController(Controller):
         data: JSONBody[MoveQuote],
     ) -> QuoteDetail:
         viewer = staff(request.user)
-        return await move_quote(conn, quote_id, data, data.status, viewer, state.settings.routes)
+        return await move_quote(conn, quote_id, data, data.status, viewer, directory.routes(state))

@@ -33,6 +33,11 @@ class SessionUser:
     def is_admin(self) -> bool:
         return self.role == UserRole.ADMIN
 
+    @property
+    def is_staff(self) -> bool:
+        """Admins and sales staff: they work leads, customers and quotes."""
+        return self.role in (UserRole.ADMIN, UserRole.SALES)
+
 
 def _session_user(row: object) -> SessionUser:
     first, last = getattr(row, "first_name", None), getattr(row, "last_name", None)

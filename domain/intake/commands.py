@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import msgspec
 
 from domain.enums import FormType
+from domain.rules import FORM_RULES, form_types
 
 # Explicit character classes (no \s): the pattern means the same in Python and in the
 # ECMA regex dialect of JSON Schema, so clients validating against OpenAPI agree with us.
@@ -118,15 +119,31 @@ class Command(msgspec.Struct, rename="camel", forbid_unknown_fields=False, kw_on
             setattr(self, "metadata", without_nul(metadata))  # noqa: B010
 
 
+FormTypeName = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=32,
+        description="a form type of the rules (domain/rules.py FORM_RULES)",
+        examples=[t.value for t in FormType],
+    ),
+]
+
+
 class SubmitForm(Command):
-    form_type: FormType
+    form_type: FormTypeName
     email: Email
     name: Name | None = None
     company_name: Name | None = None
     phone: Phone | None = None
     message: Message | None = None
     metadata: Metadata | None = None
+    custom_fields: Annotated[dict[str, Any], msgspec.Meta(max_length=50)] | None = None
     website: Honeypot = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.form_type not in FORM_RULES:
+            raise ValueError(f"formType must be one of {', '.join(form_types())}")
 
 
 class Register(Command):

@@ -15,7 +15,9 @@ from typing import Any
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.enums import FormSubmissionStatus, LeadStatus, NotificationType
+from domain.custom_fields.definitions import FieldDefinition, cached_fields, cached_fields_of
+from domain.custom_fields.values import check_values
+from domain.enums import CustomFieldEntity, FormSubmissionStatus, LeadStatus, NotificationType
 from domain.intake.commands import SubmitForm
 from domain.intake.origin import Origin
 from domain.models import FORM_SUBMISSIONS, LEADS, NOTIFICATIONS, utcnow
@@ -33,6 +35,13 @@ class FormSubmitted(msgspec.Struct, rename="camel"):
     notification_ids: list[uuid.UUID]
     lead_score: int
     success: bool = True
+
+
+def form_values(fields: list[FieldDefinition], values: dict[str, Any]) -> dict[str, Any]:
+    """A form's lead custom fields, checked like any write; a public form is not refused for
+    leaving out a required field (it cannot know about it), only for a wrong value."""
+    checked = check_values(fields, values, creating=False, enforce_required=False)
+    return {k: v for k, v in checked.items() if v is not None}
 
 
 def form_writes(
@@ -69,18 +78,19 @@ def form_writes(
         "source": WEB_FORM_SOURCE,
         "status": LeadStatus.NEW,
         "lead_score": rule.score,
+        "custom_fields": cmd.custom_fields or None,
         "metadata": {
             "formSubmissionId": str(form_id),
-            "formType": cmd.form_type.value,
+            "formType": cmd.form_type,
             **attribution(metadata),
         },
         "created_at": now,
         "updated_at": now,
     }
-    data = {
+    data: dict[str, Any] = {
         "formSubmissionId": str(form_id),
         "leadId": str(lead_id),
-        "formType": cmd.form_type.value,
+        "formType": cmd.form_type,
         "email": cmd.email,
         "name": cmd.name,
         "companyName": cmd.company_name,
@@ -90,6 +100,8 @@ def form_writes(
         "ipAddress": origin.ip_address,
         "userAgent": origin.user_agent,
     }
+    if cmd.custom_fields:  # the seed's payload, plus the lead's custom fields when posted
+        data["customFields"] = cmd.custom_fields
     notes = notification_rows(
         NotificationType.NEW_FORM_SUBMISSION, data, routes, now, rule.score, origin.request_id
     )
@@ -102,6 +114,9 @@ async def submit_form(
     conn: AsyncConnection, cmd: SubmitForm, origin: Origin, routes: Iterable[Route]
 ) -> FormSubmitted:
     """Inside the caller's transaction (which also records an Idempotency-Key)."""
+    if cmd.custom_fields:
+        fields = await cached_fields(conn, CustomFieldEntity.LEAD)
+        cmd.custom_fields = form_values(fields, cmd.custom_fields)
     result, writes = form_writes(cmd, origin, routes)
     await insert_all(conn, writes)
     return result
@@ -112,6 +127,9 @@ async def submit_form_alone(
 ) -> FormSubmitted:
     """Not inside a caller's transaction: on PostgreSQL one statement in autocommit, grouped with
     the submissions that arrive meanwhile (group commit); elsewhere its own transaction."""
+    if cmd.custom_fields:  # definitions from a short per-process cache: no read per form
+        fields = await cached_fields_of(db, CustomFieldEntity.LEAD)
+        cmd.custom_fields = form_values(fields, cmd.custom_fields)
     result, writes = form_writes(cmd, origin, routes)
     if db.is_postgres:
         await db.write_grouped(writes)  # one statement, shared with concurrent submissions

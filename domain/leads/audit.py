@@ -19,7 +19,7 @@ AUDITED_FIELDS = ("status", "assigned_to", "lead_score")
 def _text(value: object) -> str | None:
     if value is None:
         return None
-    return str(getattr(value, "value", value))
+    return str(getattr(value, "value", value))[:254]
 
 
 def audit_rows(

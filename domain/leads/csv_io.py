@@ -25,7 +25,9 @@ import sqlalchemy.exc
 from sqlalchemy import select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.enums import LeadStatus, LeadType
+from domain.custom_fields.definitions import FieldDefinition, list_fields
+from domain.custom_fields.values import CSV_PREFIX, InvalidCustomField, check_values, csv_cells
+from domain.enums import CustomFieldEntity, LeadStatus, LeadType
 from domain.intake.commands import Command, Email, Name, Phone
 from domain.leads.audit import audit_rows
 from domain.leads.lifecycle import Assignee, Score, new_lead_notifications
@@ -77,6 +79,7 @@ class ImportLead(Command):
     source: Annotated[str, SOURCE] = MANUAL_LEAD_SOURCE
     lead_score: Score = MANUAL_LEAD_SCORE
     assigned_to: Assignee | None = None
+    custom_fields: dict[str, Any] | None = None  # from the cf.<key> columns, checked
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +149,31 @@ def parse_row(raw: dict[str, str]) -> ImportLead:
         raise ValueError(f"{column}: {reason}") from exc
 
 
+def _header_key(header: str) -> str:
+    """A column's key: `cf.<key>` keeps the custom field's own key; other names ignore case,
+    spaces, `_` and `-`."""
+    stripped = header.strip()
+    if stripped[: len(CSV_PREFIX)].lower() == CSV_PREFIX:
+        return CSV_PREFIX + stripped[len(CSV_PREFIX) :]
+    return re.sub(r"[\s_\-]", "", stripped).lower()
+
+
+def custom_cells(raw: dict[str, str], fields: list[FieldDefinition]) -> dict[str, Any] | None:
+    """The checked custom field values of a row's `cf.<key>` cells (an empty cell is no
+    value); ValueError names the column."""
+    cells = {
+        k[len(CSV_PREFIX) :]: _unneutralised(v.strip()).strip()
+        for k, v in raw.items()
+        if k.startswith(CSV_PREFIX)
+    }
+    try:
+        checked = check_values(fields, cells, creating=True, from_text=True)
+    except InvalidCustomField as exc:
+        raise ValueError(exc.message.replace("customFields.", CSV_PREFIX, 1)) from exc
+    values = {k: v for k, v in checked.items() if v is not None}
+    return values or None
+
+
 def read_csv(stream: IO[str]) -> Iterator[tuple[int, dict[str, str]]]:
     """(line number, row keyed by normalized header) for every data row of a CSV file."""
     reader = csv.reader(stream)
@@ -153,7 +181,7 @@ def read_csv(stream: IO[str]) -> Iterator[tuple[int, dict[str, str]]]:
         header = next(reader)
     except StopIteration as exc:
         raise BadFile("the file is empty (a header row with an email column is needed)") from exc
-    keys = [re.sub(r"[\s_\-]", "", h).lower() for h in header]
+    keys = [_header_key(h) for h in header]
     if "email" not in keys:
         raise BadFile("the header has no email column")
     previous = reader.line_num
@@ -191,6 +219,7 @@ def _lead_row(lead: ImportLead, actor: str, now: Any) -> dict[str, Any]:
         "created_at": now,
         "updated_at": now,
         "converted_at": None,
+        "custom_fields": lead.custom_fields,
     }
 
 
@@ -241,6 +270,7 @@ async def import_leads(
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
     routes = tuple(routes)
+    fields = await list_fields(conn, CustomFieldEntity.LEAD)
     report = ImportReport()
     first_line: dict[tuple[str, str], int] = {}
     batch: list[tuple[int, ImportLead]] = []
@@ -281,6 +311,7 @@ async def import_leads(
             if "__error__" in raw:
                 raise ValueError(raw["__error__"])
             lead = parse_row(raw)
+            lead.custom_fields = custom_cells(raw, fields)
         except ValueError as exc:
             report.errors.append(RowError(line, str(exc)))
             if progress is not None:
@@ -312,7 +343,8 @@ def _cell(value: object) -> str:
     return "'" + s if s.startswith(FORMULA_STARTS) else s
 
 
-def export_row(lead: LeadView) -> list[str]:
+def export_row(lead: LeadView, fields: Iterable[FieldDefinition] = ()) -> list[str]:
+    custom = [_cell(v) for v in csv_cells(fields, lead.custom_fields).values()]
     return [
         _cell(v)
         for v in (
@@ -329,19 +361,23 @@ def export_row(lead: LeadView) -> list[str]:
             lead.created_at,
             lead.converted_at,
         )
-    ]
+    ] + custom
 
 
 async def export_leads(
     db: Database, filters: LeadFilters, sort: LeadSort = LeadSort.NEWEST, page_size: int = 1000
 ) -> AsyncIterator[list[str]]:
-    """Rows of the export, page by page on the keyset index (constant memory)."""
+    """The header (EXPORT_COLUMNS, then `cf.<key>` per lead custom field), then the rows,
+    page by page on the keyset index (constant memory)."""
+    async with db.transaction() as conn:
+        fields = await list_fields(conn, CustomFieldEntity.LEAD)
+    yield EXPORT_COLUMNS + [f"{CSV_PREFIX}{f.key}" for f in fields]
     cursor: str | None = None
     while True:
         async with db.transaction() as conn:
             page = await list_leads(conn, filters, sort, page_size, cursor)
         for lead in page.items:
-            yield export_row(lead)
+            yield export_row(lead, fields)
         if page.next_cursor is None:
             return
         cursor = page.next_cursor

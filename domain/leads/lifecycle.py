@@ -16,10 +16,13 @@ import msgspec
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from domain.custom_fields.values import checked_values, merged
 from domain.customers import Adopt, NewCustomer, ensure_customer
 from domain.enums import (
     CustomerSource,
     CustomerStatus,
+    CustomFieldEntity,
+    FormSubmissionStatus,
     LeadStatus,
     LeadType,
     NotificationType,
@@ -28,7 +31,7 @@ from domain.errors import IllegalTransition, NotFound
 from domain.intake.commands import Command, Email, Metadata, Name, Phone
 from domain.leads.audit import audit_rows
 from domain.leads.queries import LeadView, lead_view
-from domain.models import LEAD_AUDIT, LEADS, NOTIFICATIONS, utcnow
+from domain.models import FORM_SUBMISSIONS, LEAD_AUDIT, LEADS, NOTIFICATIONS, utcnow
 from domain.outbox.rows import Rows, insert_all, notification_rows
 from domain.rules import (
     LEAD_SCORE_MAX,
@@ -42,6 +45,7 @@ from domain.rules import (
 
 Score = Annotated[int, msgspec.Meta(ge=LEAD_SCORE_MIN, le=LEAD_SCORE_MAX)]
 Assignee = Annotated[str, msgspec.Meta(max_length=254)]
+CustomFields = Annotated[dict[str, Any], msgspec.Meta(max_length=100)]
 
 
 class CreateLead(Command):
@@ -53,6 +57,7 @@ class CreateLead(Command):
     lead_score: Score = MANUAL_LEAD_SCORE
     assigned_to: Assignee | None = None
     metadata: Metadata | None = None
+    custom_fields: CustomFields | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -60,15 +65,22 @@ class CreateLead(Command):
 
 
 class UpdateLead(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
-    """PATCH body: any of status, assignedTo (null unassigns), leadScore."""
+    """PATCH body: any of status, assignedTo (null unassigns), leadScore, customFields (merged
+    into the lead's; null removes a value)."""
 
     status: LeadStatus | None = None
     assigned_to: Assignee | msgspec.UnsetType | None = msgspec.UNSET
     lead_score: Score | None = None
+    custom_fields: CustomFields | None = None
 
     def __post_init__(self) -> None:
-        if self.status is None and self.lead_score is None and self.assigned_to is msgspec.UNSET:
-            raise ValueError("status must be given, or assignedTo or leadScore")
+        if (
+            self.status is None
+            and self.lead_score is None
+            and self.assigned_to is msgspec.UNSET
+            and self.custom_fields is None
+        ):
+            raise ValueError("status must be given, or assignedTo, leadScore or customFields")
         if isinstance(self.assigned_to, str):
             self.assigned_to = self.assigned_to.strip() or None
 
@@ -93,19 +105,26 @@ def _lead_data(lead: Mapping[str, Any], **extra: object) -> dict[str, Any]:
         "status": str(lead["status"]),
         "leadScore": lead["lead_score"],
         "assignedTo": lead["assigned_to"],
+        "customFields": lead.get("custom_fields") or {},
         **extra,
     }
 
 
 def new_lead_notifications(
-    lead: Mapping[str, Any], actor: str, now: datetime, routes: Iterable[Route]
+    lead: Mapping[str, Any],
+    actor: str,
+    now: datetime,
+    routes: Iterable[Route],
+    event: str = "created",
 ) -> Rows:
-    """The NEW_LEAD outbox rows of a lead just written, by hand or by CSV import alike.
+    """The NEW_LEAD outbox rows of a lead just written (by hand, by CSV import) or just
+    assigned (the seed's purpose of NEW_LEAD: "lead assignment").
 
     One payload shape: leadId, email, name, companyName, phone, type, source, status,
-    leadScore, assignedTo, createdBy (the staff member or CLI actor), createdAt.
+    leadScore, assignedTo, customFields, event ("created" or "assigned"), createdBy (the staff
+    member or CLI actor who caused this event), createdAt (when).
     """
-    data = _lead_data(lead, createdBy=actor, createdAt=now.isoformat())
+    data = _lead_data(lead, event=event, createdBy=actor, createdAt=now.isoformat())
     return notification_rows(NotificationType.NEW_LEAD, data, routes, now, score=lead["lead_score"])
 
 
@@ -115,6 +134,7 @@ async def create_lead(
     """A lead entered by hand (the seed's "Creating Leads Manually"), with a NEW_LEAD event."""
     now = utcnow()
     lead_id = uuid.uuid4()
+    custom = await checked_values(conn, CustomFieldEntity.LEAD, cmd.custom_fields, True)
     lead: dict[str, Any] = {
         "id": lead_id,
         "email": cmd.email,
@@ -130,6 +150,7 @@ async def create_lead(
         "created_at": now,
         "updated_at": now,
         "converted_at": None,
+        "custom_fields": merged(None, custom) or None,
     }
     notes = new_lead_notifications(lead, actor, now, routes)
     audit = audit_rows(
@@ -165,6 +186,18 @@ async def update_lead(
         values["assigned_to"] = cmd.assigned_to
     if cmd.lead_score is not None and cmd.lead_score != current.lead_score:
         values["lead_score"] = cmd.lead_score
+    custom_changes: dict[str, tuple[object, object]] = {}
+    if cmd.custom_fields is not None:
+        checked = await checked_values(conn, CustomFieldEntity.LEAD, cmd.custom_fields, False)
+        before = current.custom_fields or {}
+        after = merged(before, checked)
+        if after != before:
+            values["custom_fields"] = after
+            custom_changes = {
+                f"cf.{k}"[:32]: (before.get(k), after.get(k))
+                for k in checked
+                if before.get(k) != after.get(k)
+            }
     converting = cmd.status == LeadStatus.CONVERTED and status != LeadStatus.CONVERTED
     if cmd.status is not None and cmd.status != status and not converting:
         values["status"] = cmd.status
@@ -172,12 +205,42 @@ async def update_lead(
         await conn.execute(
             update(LEADS).where(LEADS.c.id == lead_id).values(**values, updated_at=now)
         )
-        changes = {k: (getattr(current, k), v) for k, v in values.items()}
-        await insert_all(conn, [(LEAD_AUDIT, audit_rows(lead_id, actor, now, "updated", changes))])
+        changes = {k: (getattr(current, k), v) for k, v in values.items() if k != "custom_fields"}
+        changes.update(custom_changes)
+        writes: list[tuple[Any, Rows]] = [
+            (LEAD_AUDIT, audit_rows(lead_id, actor, now, "updated", changes))
+        ]
+        if values.get("assigned_to") is not None:  # (re)assigned to someone: NEW_LEAD
+            lead = dict(current._mapping, **values)
+            writes.append(
+                (NOTIFICATIONS, new_lead_notifications(lead, actor, now, routes, "assigned"))
+            )
+        await insert_all(conn, writes)
+        if values.get("status") == LeadStatus.CONTACTED:
+            await mark_form_processed(conn, current.metadata)
     if converting:
         await convert_lead(conn, lead_id, actor, routes)
     row = (await conn.execute(select(LEADS).where(LEADS.c.id == lead_id))).one()
     return lead_view(row)
+
+
+async def mark_form_processed(conn: AsyncConnection, metadata: Mapping[str, Any] | None) -> None:
+    """The form a lead came from moves NEW -> PROCESSED once the lead is contacted."""
+    form_id = (metadata or {}).get("formSubmissionId")
+    if not form_id:
+        return
+    try:
+        form_uuid = uuid.UUID(str(form_id))
+    except ValueError:
+        return
+    await conn.execute(
+        update(FORM_SUBMISSIONS)
+        .where(
+            FORM_SUBMISSIONS.c.id == form_uuid,
+            FORM_SUBMISSIONS.c.status == FormSubmissionStatus.NEW,
+        )
+        .values(status=FormSubmissionStatus.PROCESSED)
+    )
 
 
 class Conversion(msgspec.Struct, rename="camel"):

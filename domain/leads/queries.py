@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -12,7 +13,8 @@ import msgspec
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.enums import LeadStatus, LeadType
+from domain.custom_fields.values import apply_filters, filter_clauses
+from domain.enums import CustomFieldEntity, LeadStatus, LeadType
 from domain.errors import NotFound
 from domain.intake.commands import normalize_email
 from domain.models import LEADS
@@ -36,6 +38,7 @@ class LeadView(msgspec.Struct, rename="camel"):
     updated_at: datetime
     converted_at: datetime | None
     allowed_statuses: list[LeadStatus]
+    custom_fields: dict[str, Any] = {}
 
 
 def lead_view(row: Any) -> LeadView:
@@ -56,6 +59,7 @@ def lead_view(row: Any) -> LeadView:
         updated_at=row.updated_at,
         converted_at=row.converted_at,
         allowed_statuses=list(allowed_moves(status)),
+        custom_fields=getattr(row, "custom_fields", None) or {},
     )
 
 
@@ -74,6 +78,7 @@ class LeadFilters:
     email: str | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
+    custom: Mapping[str, str] = field(default_factory=dict)  # cf.<key>=value
 
     def apply(self, stmt: Select[Any]) -> Select[Any]:
         c = LEADS.c
@@ -119,9 +124,9 @@ async def list_leads(
     limit: int = 20,
     cursor: str | None = None,
 ) -> LeadPage:
-    rows, next_cursor = await paginate(
-        conn, filters.apply(select(LEADS)), _keyset(sort), limit, cursor
-    )
+    clauses = await filter_clauses(conn, LEADS, CustomFieldEntity.LEAD, filters.custom)
+    stmt = apply_filters(filters.apply(select(LEADS)), clauses)
+    rows, next_cursor = await paginate(conn, stmt, _keyset(sort), limit, cursor)
     return LeadPage([lead_view(r) for r in rows], next_cursor, sort, limit)
 
 

@@ -12,7 +12,7 @@ import msgspec
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.enums import FormType, NotificationStatus, SubscriberStatus
+from domain.enums import NotificationStatus, SubscriberStatus
 from domain.errors import IllegalTransition, NotFound
 from domain.leads.queries import LeadFilters, LeadPage, LeadSort, list_leads
 from domain.models import FORM_SUBMISSIONS, NOTIFICATIONS, SUBSCRIBERS
@@ -24,7 +24,7 @@ from infra.keyset import Keyset, paginate, parse_datetime
 
 class FormView(msgspec.Struct, rename="camel"):
     id: uuid.UUID
-    form_type: FormType
+    form_type: str
     email: str | None
     name: str | None
     company_name: str | None
@@ -79,7 +79,7 @@ async def list_forms(
     conn: AsyncConnection,
     limit: int = 20,
     cursor: str | None = None,
-    form_type: FormType | None = None,
+    form_type: str | None = None,
 ) -> Page:
     f = FORM_SUBMISSIONS.c
     stmt = select(FORM_SUBMISSIONS)
@@ -89,7 +89,7 @@ async def list_forms(
     items = [
         FormView(
             r.id,
-            FormType(r.form_type),
+            r.form_type,
             r.data.get("email"),
             r.data.get("name"),
             r.data.get("companyName"),

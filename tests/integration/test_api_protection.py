@@ -1,6 +1,6 @@
 """Abuse resistance: per-client rate limits (429 + Retry-After), CORS, security headers."""
 
-from tests.conftest import count
+from tests.conftest import count, rows
 from tests.e2e.harness import free_port
 
 FORM = {"formType": "contact_us", "email": "a@b.io"}
@@ -67,7 +67,7 @@ def test_security_headers_on_every_response(client):
     assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
 
 
-def test_honeypot_posts_get_a_plausible_201_and_write_nothing(client, engine):
+def test_honeypot_posts_get_a_plausible_201_and_only_a_spam_form_row(client, engine):
     from tests.conftest import total_rows
 
     bots = [
@@ -82,7 +82,15 @@ def test_honeypot_posts_get_a_plausible_201_and_write_nothing(client, engine):
     for path, body, key in bots:
         r = client.post(path, json=body)
         assert r.status_code == 201 and key in r.json()
-    assert set(total_rows(engine).values()) == {0}
+    # The bot's form is recorded as SPAM (ops see bot volume); no lead, no notification, and
+    # the other honeypots write nothing.
+    written = total_rows(engine)
+    assert written.pop("form_submissions") == 1
+    assert set(written.values()) == {0}
+    (spam,) = rows(engine, "SELECT id, status, form_type, data FROM form_submissions")
+    assert spam["status"] == "SPAM" and spam["form_type"] == FORM["formType"]
+    assert spam["data"]["website"] == "http://spam.example"
     # An empty honeypot is a person: accepted and written.
     assert client.post("/api/forms/submit", json={**FORM, "website": ""}).status_code == 201
-    assert count(engine, "form_submissions") == 1
+    assert count(engine, "form_submissions", "status = 'NEW'") == 1
+    assert count(engine, "leads") == 1

@@ -87,6 +87,8 @@ NEW_LEAD_KEYS = {
     "status",
     "leadScore",
     "assignedTo",
+    "customFields",
+    "event",
     "createdBy",
     "createdAt",
 }

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from domain.customers.links import link_user
 from domain.enums import CustomerSource, CustomerStatus, CustomerType
 from domain.models import CUSTOMERS, utcnow
 from domain.rules import split_name
@@ -68,7 +69,9 @@ async def ensure_customer(
 ) -> EnsuredCustomer:
     """The Customer with `new.email`: created from `new`, or the existing one, adopted if asked.
 
-    Without `adopt` an existing Customer is not touched (an RFQ from a known buyer).
+    Without `adopt` an existing Customer is not touched (an RFQ from a known buyer), except
+    that a Customer without a user link is linked to the account with its email, if any (as
+    is every Customer created here without an `external_id`).
     """
     now = now or utcnow()
     first, last = split_name(new.name)
@@ -95,6 +98,8 @@ async def ensure_customer(
         )
     ).scalar_one_or_none()
     if created_id is not None:
+        if new.external_id is None:
+            await link_user(conn, created_id, new.email)
         return EnsuredCustomer(created_id, created=True)
     existing = (
         await conn.execute(
@@ -105,6 +110,8 @@ async def ensure_customer(
     ).one()
     if adopt is not None:
         await _adopt(conn, existing, adopt, now)
+    if existing.external_id is None and (adopt is None or adopt.external_id is None):
+        await link_user(conn, existing.id, new.email)
     return EnsuredCustomer(existing.id, created=False)
 
 
