@@ -58,6 +58,10 @@ class Target:
     max_in_flight: int | None = None
     enabled: bool = True
     source: str = "env"
+    # Kind-specific settings of a connector (exchange, stream, apiVersion, mapping, ...) and its
+    # credentials (clientId/clientSecret, accessToken, apiToken; stored sealed, never shown).
+    options: Mapping[str, object] = field(default_factory=dict, hash=False, compare=False)
+    credentials: Mapping[str, Secret] = field(default_factory=dict, hash=False, compare=False)
 
     @property
     def route(self) -> Route:

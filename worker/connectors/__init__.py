@@ -1,0 +1,1 @@
+"""Destination kinds other than `webhook`: one module per kind, registered here by its kind."""
