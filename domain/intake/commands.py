@@ -125,6 +125,9 @@ FormTypeName = Annotated[
         max_length=32,
         description="a form type of the rules (domain/rules.py FORM_RULES)",
         examples=[t.value for t in FormType],
+        # The schema names the rules' form types as they are at start-up (the check itself
+        # reads the rules on every request), so clients and fuzzers see the closed set.
+        extra_json_schema={"extra": {"enum": list(form_types())}},
     ),
 ]
 
