@@ -18,20 +18,16 @@ from typing import Any, ClassVar
 
 import httpx
 
-from domain.destinations.mappings import HUBSPOT_STATUS, effective_mapping, validate_mapping
-from infra.settings import Secret, Settings, Target
-from worker.connectors.base import OptionError, Outcome, Outgoing, Sent
+from domain.destinations.mappings import HUBSPOT_STATUS, effective_mapping
+from infra.settings import Target
+from worker.connectors.base import Outcome, Outgoing, Sent
 from worker.connectors.leads import (
+    HttpConnector,
     LeadEvent,
     all_sent,
-    check_http_url,
     elapsed_ms,
     excerpt,
-    http_client,
     json_body,
-    lead_event,
-    required_credential,
-    skipped,
     transport_error,
 )
 from worker.transport import parse_retry_after
@@ -61,36 +57,13 @@ def contact_properties(event: LeadEvent, mapping: Mapping[str, str]) -> dict[str
     return props
 
 
-class HubSpotConnector:
+class HubSpotConnector(HttpConnector):
     kind: ClassVar[str] = "hubspot"
-
-    def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or Settings.from_env()
-        self.client = http_client(self.settings.delivery_timeout)
-
-    @classmethod
-    def validate(
-        cls, url: str | None, options: Mapping[str, object], credentials: Mapping[str, Secret]
-    ) -> None:
-        check_http_url(url)
-        for name in options:
-            if name != "mapping":
-                raise OptionError(f"options.{name}", f"hubspot has no option {name!r}")
-        try:
-            validate_mapping(cls.kind, options.get("mapping") or {})
-        except ValueError as exc:
-            raise OptionError("options.mapping", str(exc)) from exc
-        required_credential(credentials, "accessToken")
+    options: ClassVar[frozenset[str]] = frozenset({"mapping"})
+    credentials: ClassVar[tuple[str, ...]] = ("accessToken",)
 
     async def send(self, target: Target, batch: Sequence[Outgoing]) -> list[Sent]:
-        results: list[Sent] = []
-        events: list[LeadEvent] = []
-        for item in batch:
-            event = lead_event(item)
-            if event is None:
-                results.append(skipped(item, self.kind))
-            else:
-                events.append(event)
+        results, events = self.split(batch)
         mapping = effective_mapping(self.kind, target.options)
         token = target.credentials["accessToken"].get()
         for start in range(0, len(events), BATCH):
@@ -190,9 +163,6 @@ class HubSpotConnector:
             error = f"hubspot: {reason.get('category', '')} {reason.get('message', '')}".strip()
             sent.append(Sent(n.id, Outcome.FAIL, took, status, error[:500]))
         return sent
-
-    async def close(self) -> None:
-        await self.client.aclose()
 
 
 CONNECTOR = HubSpotConnector

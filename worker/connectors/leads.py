@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
+from domain.destinations.mappings import validate_mapping
 from domain.enums import LeadStatus, NotificationType
 from domain.rules import split_name
-from infra.settings import Secret
+from infra.settings import Secret, Settings
 from worker.connectors.base import OptionError, Outcome, Outgoing, Sent
 
 EXCERPT = 1024
@@ -156,3 +157,48 @@ def all_sent(
         )
         for i in items
     ]
+
+
+class HttpConnector:
+    """What every HTTP connector has: one client per instance, its known options and
+    credentials checked, and a batch split into lead notifications and the rest."""
+
+    kind: ClassVar[str]
+    options: ClassVar[frozenset[str]] = frozenset()
+    credentials: ClassVar[tuple[str, ...]] = ()
+    mapped: ClassVar[bool] = True  # has a field mapping (mappings.py)
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+        self.client = http_client(self.settings.delivery_timeout)
+
+    @classmethod
+    def validate(
+        cls, url: str | None, options: Mapping[str, object], credentials: Mapping[str, Secret]
+    ) -> None:
+        check_http_url(url)
+        for name in options:
+            if name not in cls.options:
+                raise OptionError(f"options.{name}", f"{cls.kind} has no option {name!r}")
+        if cls.mapped:
+            try:
+                validate_mapping(cls.kind, options.get("mapping") or {})
+            except ValueError as exc:
+                raise OptionError("options.mapping", str(exc)) from exc
+        for name in cls.credentials:
+            required_credential(credentials, name)
+
+    def split(self, batch: Sequence[Outgoing]) -> tuple[list[Sent], list[LeadEvent]]:
+        """(the skipped notifications' answers, the lead events to send)."""
+        results: list[Sent] = []
+        events: list[LeadEvent] = []
+        for item in batch:
+            event = lead_event(item)
+            if event is None:
+                results.append(skipped(item, self.kind))
+            else:
+                events.append(event)
+        return results, events
+
+    async def close(self) -> None:
+        await self.client.aclose()

@@ -21,25 +21,22 @@ from typing import Any, ClassVar
 
 import httpx
 
-from domain.destinations.mappings import effective_mapping, validate_mapping
+from domain.destinations.mappings import effective_mapping
 from domain.enums import LeadStatus, NotificationType
-from infra.settings import Secret, Settings, Target
+from infra.settings import Secret, Target
 from worker.connectors.base import OptionError, Outcome, Outgoing, Sent
 from worker.connectors.leads import (
+    HttpConnector,
     LeadEvent,
     all_sent,
-    check_http_url,
     elapsed_ms,
-    http_client,
     json_body,
     lead_event,
-    required_credential,
     skipped,
     transport_error,
 )
 from worker.transport import parse_retry_after
 
-OPTIONS = frozenset({"mapping", "statusLabels"})
 RATE_WAIT = 2.0  # a 429 naming no wait (Pipedrive's token-based limit refills every 2 s)
 STATUS_EVENTS = frozenset({NotificationType.NEW_LEAD, NotificationType.LEAD_CONVERTED})
 
@@ -70,25 +67,16 @@ def split_mapping(mapping: Mapping[str, str]) -> tuple[dict[str, str], dict[str,
     return person, lead
 
 
-class PipedriveConnector:
+class PipedriveConnector(HttpConnector):
     kind: ClassVar[str] = "pipedrive"
-
-    def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or Settings.from_env()
-        self.client = http_client(self.settings.delivery_timeout)
+    options: ClassVar[frozenset[str]] = frozenset({"mapping", "statusLabels"})
+    credentials: ClassVar[tuple[str, ...]] = ("apiToken",)
 
     @classmethod
     def validate(
         cls, url: str | None, options: Mapping[str, object], credentials: Mapping[str, Secret]
     ) -> None:
-        check_http_url(url)
-        for name in options:
-            if name not in OPTIONS:
-                raise OptionError(f"options.{name}", f"pipedrive has no option {name!r}")
-        try:
-            validate_mapping(cls.kind, options.get("mapping") or {})
-        except ValueError as exc:
-            raise OptionError("options.mapping", str(exc)) from exc
+        super().validate(url, options, credentials)
         labels = options.get("statusLabels") or {}
         if not isinstance(labels, Mapping) or any(
             k not in LeadStatus.__members__ or not isinstance(v, str) for k, v in labels.items()
@@ -96,7 +84,6 @@ class PipedriveConnector:
             raise OptionError(
                 "options.statusLabels", "statusLabels maps a lead status (NEW...) to a label id"
             )
-        required_credential(credentials, "apiToken")
 
     async def send(self, target: Target, batch: Sequence[Outgoing]) -> list[Sent]:
         results: list[Sent] = []
@@ -220,9 +207,6 @@ class PipedriveConnector:
             body["is_archived"] = True
         await self._call(target, "PATCH", f"/api/v1/leads/{mine['id']}", json=body)
         return f"person {person_id}, lead {mine['id']} updated ({event.status.value})"
-
-    async def close(self) -> None:
-        await self.client.aclose()
 
 
 CONNECTOR = PipedriveConnector

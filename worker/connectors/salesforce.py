@@ -23,20 +23,16 @@ from typing import Any, ClassVar
 
 import httpx
 
-from domain.destinations.mappings import SALESFORCE_STATUS, effective_mapping, validate_mapping
+from domain.destinations.mappings import SALESFORCE_STATUS, effective_mapping
 from infra.settings import Secret, Settings, Target
 from worker.connectors.base import OptionError, Outcome, Outgoing, Sent
 from worker.connectors.leads import (
+    HttpConnector,
     LeadEvent,
     all_sent,
-    check_http_url,
     elapsed_ms,
     excerpt,
-    http_client,
     json_body,
-    lead_event,
-    required_credential,
-    skipped,
     transport_error,
 )
 
@@ -51,7 +47,6 @@ TRANSIENT_CODES = frozenset(
 )
 _VERSION = re.compile(r"^v\d{2,3}\.\d$")
 _FIELD = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,79}$")
-OPTIONS = frozenset({"apiVersion", "externalIdField", "mapping"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,45 +95,29 @@ def _call_error(answer: Any) -> tuple[str, str]:
     return "", ""
 
 
-class SalesforceConnector:
+class SalesforceConnector(HttpConnector):
     kind: ClassVar[str] = "salesforce"
+    options: ClassVar[frozenset[str]] = frozenset({"apiVersion", "externalIdField", "mapping"})
+    credentials: ClassVar[tuple[str, ...]] = ("clientId", "clientSecret")
 
     def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or Settings.from_env()
-        self.client = http_client(self.settings.delivery_timeout)
+        super().__init__(settings)
         self.sessions: dict[str, Session] = {}  # by destination name
-        self.tokens_fetched = 0
 
     @classmethod
     def validate(
         cls, url: str | None, options: Mapping[str, object], credentials: Mapping[str, Secret]
     ) -> None:
-        check_http_url(url)
-        for name in options:
-            if name not in OPTIONS:
-                raise OptionError(f"options.{name}", f"salesforce has no option {name!r}")
+        super().validate(url, options, credentials)
         version = options.get("apiVersion", DEFAULT_API_VERSION)
         if not isinstance(version, str) or not _VERSION.match(version):
             raise OptionError("options.apiVersion", "apiVersion must look like v62.0")
         field = options.get("externalIdField", DEFAULT_EXTERNAL_ID)
         if not isinstance(field, str) or not _FIELD.match(field):
             raise OptionError("options.externalIdField", "externalIdField must be a field name")
-        try:
-            validate_mapping(cls.kind, options.get("mapping") or {})
-        except ValueError as exc:
-            raise OptionError("options.mapping", str(exc)) from exc
-        required_credential(credentials, "clientId")
-        required_credential(credentials, "clientSecret")
 
     async def send(self, target: Target, batch: Sequence[Outgoing]) -> list[Sent]:
-        results: list[Sent] = []
-        events: list[LeadEvent] = []
-        for item in batch:
-            event = lead_event(item)
-            if event is None:
-                results.append(skipped(item, self.kind))
-            else:
-                events.append(event)
+        results, events = self.split(batch)
         for start in range(0, len(events), BATCH):
             results.extend(await self._upsert(target, events[start : start + BATCH]))
         return results
@@ -161,7 +140,6 @@ class SalesforceConnector:
             raise TokenRefused(
                 None, f"salesforce token: {transport_error(exc)}", Outcome.RETRY
             ) from exc
-        self.tokens_fetched += 1
         answer = json_body(resp)
         if resp.status_code != 200 or not isinstance(answer, dict) or "access_token" not in answer:
             code, message = _call_error(answer)
@@ -248,9 +226,6 @@ class SalesforceConnector:
         )
         outcome = Outcome.RETRY if code in TRANSIENT_CODES else Outcome.FAIL
         return Sent(n.id, outcome, took, 200, error.strip()[:500])
-
-    async def close(self) -> None:
-        await self.client.aclose()
 
 
 CONNECTOR = SalesforceConnector

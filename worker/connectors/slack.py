@@ -18,14 +18,13 @@ from typing import Any, ClassVar
 import httpx
 
 from domain.enums import NotificationType
-from infra.settings import Secret, Settings, Target
-from worker.connectors.base import OptionError, Outcome, Outgoing, Sent
+from infra.settings import Target
+from worker.connectors.base import Outcome, Outgoing, Sent
 from worker.connectors.leads import (
+    HttpConnector,
     all_sent,
-    check_http_url,
     elapsed_ms,
     excerpt,
-    http_client,
     transport_error,
 )
 from worker.transport import parse_retry_after
@@ -116,22 +115,10 @@ def message(
     return {"text": text, "blocks": blocks}
 
 
-class SlackConnector:
+class SlackConnector(HttpConnector):
     kind: ClassVar[str] = "slack"
-
-    def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or Settings.from_env()
-        self.client = http_client(self.settings.delivery_timeout)
-
-    @classmethod
-    def validate(
-        cls, url: str | None, options: Mapping[str, object], credentials: Mapping[str, Secret]
-    ) -> None:
-        check_http_url(url)
-        unknown = set(options) - {"minPriority"}
-        if unknown:
-            name = sorted(unknown)[0]
-            raise OptionError(f"options.{name}", f"slack has no option {name!r}")
+    options: ClassVar[frozenset[str]] = frozenset({"minPriority"})
+    mapped: ClassVar[bool] = False
 
     async def send(self, target: Target, batch: Sequence[Outgoing]) -> list[Sent]:
         if not target.url:
@@ -185,9 +172,6 @@ class SlackConnector:
             n.id, Outcome.FAIL, took, status, error, disable=gone, response_excerpt=excerpt(resp)
         )
         return sent, whole
-
-    async def close(self) -> None:
-        await self.client.aclose()
 
 
 CONNECTOR = SlackConnector
