@@ -229,6 +229,15 @@ def _secret_url(env: Mapping[str, str], var: str) -> Secret | None:
     return Secret(raw)
 
 
+def _public_url(env: Mapping[str, str], var: str, default: str) -> str:
+    raw = (env.get(var) or "").strip()
+    if not raw:
+        return default
+    if not re.match(r"^https?://[^\s/]+", raw):
+        raise ConfigError(f"{var}: must be an http(s) URL")
+    return raw.rstrip("/")
+
+
 _RATE = re.compile(r"^(\d+)/(second|minute|hour|day)$")
 
 
@@ -315,6 +324,8 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     # Staff cookies (session, CSRF) with the Secure flag: on behind HTTPS.
     secure_cookies: bool = False
+    # Where people reach our dashboard: links in messages we send out (Slack's lead link).
+    public_url: str = "http://localhost:8000"
 
     @property
     def broker_transport_options(self) -> dict[str, float]:
@@ -409,6 +420,7 @@ class Settings:
             guard_redis_url=env.get("CRM_GUARD_REDIS_URL") or _redis_default(broker_url),
             rate_limit=_rate(env, "CRM_RATE_LIMIT", d.rate_limit),
             rate_limit_redis_url=env.get("CRM_RATE_LIMIT_REDIS_URL") or _redis_default(broker_url),
+            public_url=_public_url(env, "CRM_PUBLIC_URL", d.public_url),
             secure_cookies=_choice(
                 env, "CRM_SECURE_COOKIES", ("false", "true"), str(d.secure_cookies).lower()
             )
