@@ -29,6 +29,10 @@ TargetName = Annotated[str, PathParameter(max_length=50, description="the destin
 async def receive_inbound(
     request: Request, state: State, conn: Conn, target_name: TargetName
 ) -> InboundResult:
+    """Body `{"type": "lead.status_changed", "data": {"leadId"|"email", "status"}}` or
+    `{"type": "lead.assigned", "data": {"leadId"|"email", "assignedTo"}}`, signed with the
+    destination's own secret (Standard Webhooks headers). 401 unsigned or stale, 200
+    `{"duplicate": true}` for a replayed webhook-id, 409 for a move the rules refuse."""
     body = await request.body()
     return await receive_change(
         conn, state.settings, target_name, body, request.headers, directory.routes(state)

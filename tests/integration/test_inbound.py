@@ -10,6 +10,9 @@ import pytest
 from sqlalchemy import text
 from standardwebhooks.webhooks import Webhook
 
+from domain.destinations.inbound import forget_old_receipts
+from domain.models import utcnow
+from infra.db import Database, with_database
 from infra.settings import Secret, Target
 from tests.conftest import REDIS_URL, count, rows
 from tests.e2e.harness import SECRET
@@ -253,3 +256,24 @@ def test_a_registry_destination_signs_and_both_secrets_verify_during_a_rotation(
         post(inbound, status_changed(second, "CONTACTED"), "PIPEDRIVE", secret=new).status_code
         == 200
     )
+
+
+def test_retention_forgets_webhook_ids_older_than_a_day_only(client, engine, settings):
+    lead = add_lead(engine)
+    assert post(client, status_changed(lead, "CONTACTED")).status_code == 200
+    assert post(client, status_changed(lead, "QUALIFIED")).status_code == 200
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE crm_inbound_events SET received_at = now() - interval '25 hours' "
+                "WHERE webhook_id = (SELECT min(webhook_id) FROM crm_inbound_events)"
+            )
+        )
+    kept = rows(engine, "SELECT max(webhook_id) AS id FROM crm_inbound_events")[0]["id"]
+
+    async def go(db: Database) -> int:
+        async with db.transaction() as conn:
+            return await forget_old_receipts(conn, utcnow())
+
+    assert with_database(settings, go) == 1
+    assert rows(engine, "SELECT webhook_id FROM crm_inbound_events") == [{"webhook_id": kept}]
