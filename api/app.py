@@ -13,6 +13,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from api import admin, directory
 from api.errors import EXCEPTION_HANDLERS, document_error_shape
 from api.health import live, ready
+from api.inbound import receive_inbound
 from api.inputs import PolicedRequest, check_text_inputs
 from api.observability import MetricsController, edge, litestar_logging
 from api.protection import cors, rate_limit, rate_limited, shared_store
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[
             PublicController,
             PullController,
+            receive_inbound,  # signed by the destination, not a session
             live,
             ready,
             MetricsController,

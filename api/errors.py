@@ -13,6 +13,7 @@ from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import OpenAPI, OpenAPIMediaType, OpenAPIResponse, Reference
 from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
+    HTTP_401_UNAUTHORIZED,
     HTTP_404_NOT_FOUND,
     HTTP_409_CONFLICT,
     HTTP_500_INTERNAL_SERVER_ERROR,
@@ -29,6 +30,7 @@ from domain.errors import (
     NotFound,
     ReadOnlyTarget,
     SecretStorageUnavailable,
+    SignatureRejected,
     TargetInUse,
 )
 from infra.db import DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS
@@ -46,6 +48,7 @@ STATUS_FOR: dict[type[DomainError], tuple[int, str]] = {
     TargetInUse: (HTTP_409_CONFLICT, "target_in_use"),
     SecretStorageUnavailable: (HTTP_409_CONFLICT, "secret_key_missing"),
     Conflict: (HTTP_409_CONFLICT, "conflict"),
+    SignatureRejected: (HTTP_401_UNAUTHORIZED, "bad_signature"),
 }
 
 

@@ -51,3 +51,7 @@ class SecretStorageUnavailable(DomainError):
 
 class Conflict(DomainError):
     """The write clashes with what exists (a custom field key already defined)."""
+
+
+class SignatureRejected(DomainError):
+    """A signed inbound message whose signature, timestamp or headers do not verify."""

@@ -524,6 +524,19 @@ class CrmCustomField(TimestampMixin, Base):
     required: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
 
+class CrmInboundEvent(Base):
+    """A signed change a destination sent us (POST /api/v1/inbound/{target}), kept by its
+    `webhook-id` so a replay of the same message changes nothing (domain/leads/inbound.py).
+    Ids are the sender's, so they are unique per destination; old ones are dropped daily."""
+
+    __tablename__ = "crm_inbound_events"
+    __table_args__ = (Index("idx_crm_inbound_events_received", "received_at"),)
+
+    target: Mapped[str] = mapped_column(String(50), primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 def table_of(model: type[Base]) -> Table:
     return cast(Table, model.__table__)
 
@@ -547,6 +560,7 @@ TARGETS = table_of(CrmTarget)
 TARGET_STATE = table_of(CrmTargetState)
 CUSTOMER_AUDIT = table_of(CustomerAuditEntry)
 CUSTOM_FIELDS = table_of(CrmCustomField)
+INBOUND_EVENTS = table_of(CrmInboundEvent)
 
 # Keyset pagination of the admin lists: each sort order has an index ending in the id tiebreak.
 Index(

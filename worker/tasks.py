@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.customers.links import repair_links
 from domain.destinations.directory import Directory
+from domain.destinations.inbound import forget_old_receipts
 from domain.destinations.registry import drop_expired_secrets
 from domain.models import utcnow
 from domain.outbox.alerts import AlertEvent, check_stale
@@ -71,6 +72,8 @@ def retention() -> dict[str, int]:
     log.info("retention removed", **removed.as_dict())
     # Rotated-out destination secrets past their overlap (the signer already ignores them).
     runtime.in_transaction(settings, drop_expired_secrets)
+    # Received webhook-ids past the replay window (domain/destinations/inbound.py).
+    runtime.in_transaction(settings, lambda conn: forget_old_receipts(conn, utcnow()))
     return removed.as_dict()
 
 
