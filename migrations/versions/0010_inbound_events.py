@@ -1,6 +1,6 @@
 """crm_inbound_events: the webhook-ids of signed changes destinations sent us (replays ignored)
 
-Revision ID: 0010_inbound_events
+Revision ID: 0010
 Revises: 0009
 Create Date: 2026-11-29 10:00:00.000000
 """
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0010_inbound_events"
+revision: str = "0010"
 down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
