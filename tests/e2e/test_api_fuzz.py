@@ -68,7 +68,32 @@ def live_api(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 @pytest.fixture(scope="module")
 def sessions(live_api: str, pg_url: str) -> dict[str, requests.Session]:
-    return {"anonymous": requests.Session(), "admin": requests.Session()}
+    return {
+        "anonymous": requests.Session(),
+        "admin": requests.Session(),
+        "customer": requests.Session(),
+    }
+
+
+# A customer's own endpoints refuse staff (403) before reading any input: there the signed-in
+# customer is the one whose answers must name the field.
+CUSTOMER_ONLY = "/api/v1/quotes"
+
+
+def customer_signed_in(live_api: str, session: requests.Session) -> requests.Session:
+    """A customer account made through the public sign-up, opened again if tables were emptied."""
+    if session.get(f"{live_api}/api/auth/me").status_code == 200:
+        return session
+    account = {
+        "email": f"fuzz-{uuid.uuid4().hex[:10]}@customer.example",
+        "password": "Quill-7-Harbor",
+    }
+    made = session.post(f"{live_api}/api/auth/register", json={**account, "name": "Fuzz Customer"})
+    assert made.status_code == 201, made.text
+    r = session.post(f"{live_api}/api/auth/login", json=account)
+    assert r.status_code == 200, r.text
+    session.headers["x-csrftoken"] = r.json()["csrfToken"]
+    return session
 
 
 def signed_in(live_api: str, pg_url: str, session: requests.Session) -> requests.Session:
@@ -149,6 +174,10 @@ def test_every_route_holds_under_fuzzing_signed_in_and_not(case, live_api, pg_ur
             if case.path == SIGN_OUT:
                 continue
             session = signed_in(live_api, pg_url, session)
+        if who == "customer":
+            if case.path == SIGN_OUT:
+                continue
+            session = customer_signed_in(live_api, session)
         response = case.call(base_url=live_api, session=session)
         case.validate_response(response, checks=checks, headers=dict(session.headers))
         assert_error_shape(response)
@@ -235,15 +264,21 @@ def test_every_route_answers_hostile_families_with_a_4xx_naming_the_field(
     live_api, pg_url, sessions
 ):
     assert len({h[0].split(" ")[1] for h in HOSTILE}) == len(DOCUMENT["paths"])  # all covered
+    # Both sign in first: the anonymous session's hostile sign-ins use up the login rate limit.
     signed_in(live_api, pg_url, sessions["admin"])
+    customer_signed_in(live_api, sessions["customer"])
     for who, session in sessions.items():
         for case_id, method, path, kwargs, field in HOSTILE:
-            if who == "admin" and path == SIGN_OUT:
+            # Signing out or in again would end the session under test; the anonymous session
+            # throws the same families at both.
+            if who != "anonymous" and path in (SIGN_OUT, "/api/auth/login"):
                 continue
+            # Who must name the field: the customer on a customer's own endpoint, else the admin.
+            strict = who == ("customer" if path.startswith(CUSTOMER_ONLY) else "admin")
             r = session.request(method, f"{live_api}{path}", timeout=30, **kwargs)
             try:
-                assert_error_shape(r, field if who == "admin" else None)
-                if who == "admin" and field is not None and path != "/api/auth/login":
+                assert_error_shape(r, field if strict else None)
+                if strict and field is not None and path != "/api/auth/login":
                     assert r.status_code == 400, r.text  # login may also answer its 429
             except AssertionError as exc:
                 raise AssertionError(f"{who}: {case_id}: {exc}") from exc
