@@ -168,6 +168,7 @@ def test_stale_alert_fires_once_per_episode_and_clears(make_stack, engine):
         CRM_STALE_AFTER="1",
         CRM_STALE_CHECK_SECONDS="0.3",
         CRM_RETRY_SCHEDULE="0.5",
+        CRM_BREAKER_PAUSE_SECONDS="0.5",  # the down hub opens the breaker: probe it soon
     )
     stack.worker()
     stack.beat()
