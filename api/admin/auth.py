@@ -6,6 +6,7 @@ bound to the session)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import msgspec
@@ -25,6 +26,7 @@ from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.params import JSONBody
 from litestar.security.session_auth import SessionAuth
 from litestar.status_codes import HTTP_415_UNSUPPORTED_MEDIA_TYPE
+from litestar.types import Guard
 
 from api.admin.sessions import (
     IssuedSessionConfig,
@@ -91,27 +93,28 @@ async def retrieve_user(session: dict[str, Any], connection: ASGIConnection) -> 
     return user
 
 
-def admin_only(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-    """Guard: signed-in customers get a 403 on admin endpoints and pages."""
-    if connection.scope.get("method") == "OPTIONS":
-        return  # Litestar's own OPTIONS answer (Allow), which the session check skips
-    user = connection.scope.get("user")  # unset (not an error) where no session check ran
-    if not isinstance(user, SessionUser) or not user.is_admin:
-        raise PermissionDeniedException("admin role required")
+def _signed_in(connection: ASGIConnection) -> SessionUser | None:
+    """The session's user; None where no session check ran (Litestar's own OPTIONS answer,
+    which the session check skips: reading `connection.user` there raises)."""
+    user = connection.scope.get("user")
+    return user if isinstance(user, SessionUser) else None
 
 
-def customer_only(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-    """Guard of the customer's own endpoints (/api/v1/quotes): staff accounts get a 403."""
-    user = connection.user
-    if not isinstance(user, SessionUser) or user.role != UserRole.CUSTOMER:
-        raise PermissionDeniedException("a customer account is required")
+def _role_guard(allowed: Callable[[SessionUser], bool], refusal: str) -> Guard:
+    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+        if connection.scope.get("method") == "OPTIONS":
+            return  # the Allow answer: no data, no session needed
+        user = _signed_in(connection)
+        if user is None or not allowed(user):
+            raise PermissionDeniedException(refusal)
+
+    return guard
 
 
-def staff_only(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-    """Guard: admin and sales staff; customers get a 403."""
-    user = connection.user
-    if not isinstance(user, SessionUser) or not user.is_staff:
-        raise PermissionDeniedException("admin or sales role required")
+# One guard per audience (roles in one place): admins; admin and sales staff; a customer's own.
+admin_only = _role_guard(lambda u: u.is_admin, "admin role required")
+staff_only = _role_guard(lambda u: u.is_staff, "admin or sales role required")
+customer_only = _role_guard(lambda u: u.role == UserRole.CUSTOMER, "a customer account is required")
 
 
 def session_auth(secure: bool) -> SessionAuth[SessionUser, Any]:
