@@ -27,12 +27,14 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import aiohttp
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from domain.destinations.directory import Directory
+from domain.destinations.kinds import egress_url
 from domain.enums import TargetKind
 from domain.models import utcnow
 from domain.outbox.alerts import AlertEvent, record_dead_letters
@@ -46,6 +48,7 @@ from domain.outbox.delivery import (
     release,
 )
 from domain.rules import delivery_batch_size
+from infra.egress import EgressRefused, check_url
 from infra.settings import Secret, Settings, Target, async_url
 from infra.webhooks import secret_key, webhook_headers
 from worker.alerts import send_alert
@@ -333,8 +336,14 @@ class Dispatcher:
                 outgoing.append(Outgoing(n, body, headers))
             began = time.perf_counter()
             try:
+                await self._check_egress(target)
                 async with asyncio.timeout(timeout):
                     sent = await connector.send(target, outgoing)
+            except EgressRefused as exc:
+                sent = [
+                    _lost(n, f"connection error: egress refused: {exc.reason}", began)
+                    for n in batch
+                ]
             except TimeoutError:
                 sent = [_lost(n, "timeout", began) for n in batch]
             except Exception as exc:  # a connector bug or a client error it did not map
@@ -360,6 +369,17 @@ class Dispatcher:
         for r in results:
             self.guard.observe(target, r)
         return results
+
+    async def _check_egress(self, target: Target) -> None:
+        """A connector's host obeys the webhooks' egress rule (CRM_EGRESS_ALLOW aside): a
+        broker's amqp:// or nats:// address is judged as the same host and port over http.
+        The connector connects after this check, by name (a resolver pinning the checked
+        address, as aiohttp's for webhooks, is not available in aio-pika or nats-py)."""
+        assert target.url is not None
+        url = target.url
+        if urlsplit(url).scheme not in ("http", "https"):
+            url = egress_url(url)
+        await asyncio.to_thread(check_url, url, self.egress_allow)
 
     async def _followed(self, target: Target) -> Target | None:
         """The target as the directory has it now (url, secrets), None if no longer pushed."""
