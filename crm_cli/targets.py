@@ -27,7 +27,7 @@ from domain.destinations.registry import (
     update_target,
 )
 from domain.destinations.replay import ReplayFilter, ReplayStatus, replay_target
-from domain.enums import NotificationPriority
+from domain.enums import NotificationPriority, TargetKind
 from domain.errors import DomainError
 from infra.db import Database, with_database
 
@@ -53,10 +53,10 @@ def _run(work: Callable[[Any, Any], Awaitable[T]]) -> T:
         raise click.ClickException(f"{exc.field or 'error'}: {exc.message}") from exc
 
 
-def _struct(kind: type[T], **values: Any) -> T:
+def _struct(struct: type[T], **values: Any) -> T:
     """A command struct validated like the API's body (same names, same limits)."""
     try:
-        return msgspec.convert(values, kind)
+        return msgspec.convert(values, struct)
     except msgspec.ValidationError as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -80,9 +80,37 @@ def list_command() -> None:
     _echo(_run(list_targets))
 
 
+def _pairs(raw: tuple[str, ...], what: str, as_json: bool) -> dict[str, Any]:
+    """KEY=VALUE options; an option's VALUE is JSON when it parses (`mapping={...}`)."""
+    found: dict[str, Any] = {}
+    for item in raw:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint=what)
+        if as_json:
+            try:
+                found[key] = json.loads(value)
+            except ValueError:
+                found[key] = value
+        else:
+            found[key] = value
+    return found
+
+
+OPTION = click.option(
+    "--option", "options", multiple=True, help="KEY=VALUE kind option (JSON value allowed)"
+)
+CREDENTIAL = click.option(
+    "--credential", "credentials", multiple=True, help="KEY=VALUE credential (stored sealed)"
+)
+
+
 @targets.command("add")
 @click.argument("name")
 @click.option("--url", required=True)
+@click.option("--kind", type=click.Choice([k.value for k in TargetKind]), default="webhook")
+@OPTION
+@CREDENTIAL
 @click.option("--events", help="comma-separated notification types (default: all)")
 @click.option("--min-priority", type=PRIORITIES)
 @click.option("--rate-limit", type=float, help="requests per second")
@@ -90,6 +118,9 @@ def list_command() -> None:
 def add_command(
     name: str,
     url: str,
+    kind: str,
+    options: tuple[str, ...],
+    credentials: tuple[str, ...],
     events: str | None,
     min_priority: str | None,
     rate_limit: float | None,
@@ -100,6 +131,9 @@ def add_command(
         CreateTarget,
         name=name,
         url=url,
+        kind=kind,
+        options=_pairs(options, "--option", True),
+        credentials=_pairs(credentials, "--credential", False),
         events=_events(events),
         minPriority=min_priority,
         rateLimitPerSecond=rate_limit,
@@ -117,18 +151,27 @@ def add_command(
 @click.option("--min-priority", help="LOW, NORMAL, HIGH, or 'none'")
 @click.option("--rate-limit", help="requests per second, or 'none'")
 @click.option("--max-in-flight", help="a number, or 'none'")
+@OPTION
+@CREDENTIAL
 def set_command(
     name: str,
     url: str | None,
+    options: tuple[str, ...],
+    credentials: tuple[str, ...],
     events: str | None,
     min_priority: str | None,
     rate_limit: str | None,
     max_in_flight: str | None,
 ) -> None:
-    """Change destination NAME (only the options given)."""
+    """Change destination NAME (only the options given; --option or --credential replace
+    all of the destination's options or credentials)."""
     changes: dict[str, Any] = {}
     if url is not None:
         changes["url"] = url
+    if options:
+        changes["options"] = _pairs(options, "--option", True)
+    if credentials:
+        changes["credentials"] = _pairs(credentials, "--credential", False)
     if events is not None:
         changes["events"] = None if events.lower() == "all" else _events(events)
     for key, raw, kind in (

@@ -74,9 +74,16 @@ class NotificationPriority(StrEnum):
 
 
 class TargetKind(StrEnum):
-    """How a destination receives notifications; the connectors issue adds more."""
+    """How a destination receives notifications: a signed webhook, or a connector
+    (worker/connectors/<kind>.py) speaking the receiving system's own protocol."""
 
     WEBHOOK = "webhook"
+    RABBITMQ = "rabbitmq"
+    NATS = "nats"
+    SLACK = "slack"
+    SALESFORCE = "salesforce"
+    HUBSPOT = "hubspot"
+    PIPEDRIVE = "pipedrive"
 
 
 class NotificationStatus(StrEnum):

@@ -359,6 +359,12 @@ class CrmTarget(TimestampMixin, Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
     disabled_reason: Mapped[str | None] = mapped_column(Text)
     disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Kind-specific settings (exchange, stream, apiVersion, mapping...): shown.
+    options: Mapped[dict[str, Any]] = mapped_column(
+        JSONType, default=dict, server_default=text("'{}'")
+    )
+    # Sealed (infra/secretbox.py) JSON: {"credentials": {...}, "url": <url with its password>}.
+    credentials: Mapped[str | None] = mapped_column(Text)
 
 
 class Quote(TimestampMixin, Base):

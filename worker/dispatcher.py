@@ -27,12 +27,15 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import aiohttp
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from domain.destinations.directory import Directory
+from domain.destinations.kinds import egress_url
+from domain.enums import TargetKind
 from domain.models import utcnow
 from domain.outbox.alerts import AlertEvent, record_dead_letters
 from domain.outbox.delivery import (
@@ -45,15 +48,19 @@ from domain.outbox.delivery import (
     release,
 )
 from domain.rules import delivery_batch_size
+from infra.egress import EgressRefused, check_url
 from infra.settings import Secret, Settings, Target, async_url
 from infra.webhooks import secret_key, webhook_headers
 from worker.alerts import send_alert
+from worker.connectors import Connectors
+from worker.connectors.base import Outcome, Outgoing, Sent
 from worker.guardrails import Guardrails
 from worker.metrics import observe_recorded
 from worker.transport import new_session, post
 
 log = logging.getLogger("crm.dispatch")
 LANES = 2
+WEBHOOK = TargetKind.WEBHOOK.value
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -110,6 +117,7 @@ class Dispatcher:
         self._keys: dict[tuple[Secret, ...], list[bytes]] = {}
         self.egress_allow = settings.egress_allow
         self.guard = Guardrails(settings, self.engine)
+        self.connectors = Connectors()  # kinds other than webhook, made on first use
         self.in_flight: set[uuid.UUID] = set()
         self.stopping = False  # set on SIGTERM: finish the batches in hand, claim no more
         # The worker's long-lived objects (Celery, SQLAlchemy metadata) leave the collector's
@@ -184,6 +192,8 @@ class Dispatcher:
             if followed is None:
                 break  # disabled or removed meanwhile: its rows wait
             target = followed
+            if target.kind != WEBHOOK and self.connectors.get(target.kind) is None:
+                break  # no connector for its kind in this worker (logged once): rows wait
             admission = await guard.admit(target)
             if not admission.allowed:
                 break  # the rows wait, budget intact; a later sweep asks again
@@ -230,7 +240,10 @@ class Dispatcher:
         self.in_flight.update(c.id for c in batch)
         alerts: list[AlertEvent] = []
         try:
-            results = await self.deliver_batch(target, batch, lease_ends)
+            if target.kind == WEBHOOK:
+                results = await self.deliver_batch(target, batch, lease_ends)
+            else:
+                results = await self.hand_over(target, batch, lease_ends)
             unsent = {c.id for c in batch} - {r.notification.id for r in results}
             async with self.engine.begin() as conn:
                 recorded = await record_results(conn, results, s.retry_policy)
@@ -300,6 +313,74 @@ class Dispatcher:
 
         return [r for r in await asyncio.gather(*(one(n) for n in batch)) if r is not None]
 
+    async def hand_over(
+        self, target: Target, batch: Sequence[Claimed], lease_ends: float
+    ) -> list[AttemptResult]:
+        """A connector kind: the whole batch in one `send`, holding one slot, within one
+        request timeout; each notification carries the signed webhook headers all the same."""
+        connector = self.connectors.get(target.kind)
+        assert connector is not None  # checked before the claim
+        keys = self._keys_for(target)
+        timeout = self.settings.delivery_timeout
+        target_slots = self.guard.slots(target) or contextlib.nullcontext()
+        async with target_slots, self.slots:
+            if time.monotonic() + timeout > lease_ends or not self.guard.may_send(target):
+                return []  # given back unsent, as a webhook's
+            started_at, now = utcnow(), int(time.time())
+            outgoing = []
+            for n in batch:
+                body = msgspec.json.encode(n.payload())
+                headers = webhook_headers(keys, str(n.id), now, body)
+                if n.request_id:
+                    headers["x-request-id"] = n.request_id
+                outgoing.append(Outgoing(n, body, headers))
+            began = time.perf_counter()
+            try:
+                await self._check_egress(target)
+                async with asyncio.timeout(timeout):
+                    sent = await connector.send(target, outgoing)
+            except EgressRefused as exc:
+                sent = [
+                    _lost(n, f"connection error: egress refused: {exc.reason}", began)
+                    for n in batch
+                ]
+            except TimeoutError:
+                sent = [_lost(n, "timeout", began) for n in batch]
+            except Exception as exc:  # a connector bug or a client error it did not map
+                log.exception("%s connector failed on %s", target.kind, target.name)
+                sent = [_lost(n, f"{type(exc).__name__}: {exc}", began) for n in batch]
+        by_id = {c.id: c for c in batch}
+        results = [
+            AttemptResult(
+                by_id[s.notification_id],
+                started_at,
+                s.duration_ms,
+                s.status,
+                s.error,
+                s.response_excerpt,
+                s.retry_after,
+                outcome=s.outcome.value,
+                pause=s.pause,
+                disable=s.disable,
+            )
+            for s in sent
+            if s.notification_id in by_id
+        ]
+        for r in results:
+            self.guard.observe(target, r)
+        return results
+
+    async def _check_egress(self, target: Target) -> None:
+        """A connector's host obeys the webhooks' egress rule (CRM_EGRESS_ALLOW aside): a
+        broker's amqp:// or nats:// address is judged as the same host and port over http.
+        The connector connects after this check, by name (a resolver pinning the checked
+        address, as aiohttp's for webhooks, is not available in aio-pika or nats-py)."""
+        assert target.url is not None
+        url = target.url
+        if urlsplit(url).scheme not in ("http", "https"):
+            url = egress_url(url)
+        await asyncio.to_thread(check_url, url, self.egress_allow)
+
     async def _followed(self, target: Target) -> Target | None:
         """The target as the directory has it now (url, secrets), None if no longer pushed."""
         snapshot = await self.directory.current(self.engine)
@@ -331,11 +412,16 @@ class Dispatcher:
         async def _close() -> None:
             if self._session is not None:
                 await self._session.close()
+            await self.connectors.close()
             await self.guard.close()
             await self.engine.dispose()
 
         self.loop.run_until_complete(_close())
         self.loop.close()
+
+
+def _lost(n: Claimed, error: str, began: float) -> Sent:
+    return Sent(n.id, Outcome.RETRY, (time.perf_counter() - began) * 1000.0, error=error)
 
 
 def _add(report: DrainReport, batch: Sequence[Claimed], recorded: Recorded) -> None:

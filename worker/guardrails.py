@@ -35,8 +35,6 @@ from domain.destinations.guardrails import (
     BreakerState,
     auto_disable_reason,
     capacity,
-    classify,
-    pause_for,
     take_tokens,
 )
 from domain.destinations.state import (
@@ -163,10 +161,10 @@ class Guardrails:
 
     def observe(self, target: Target, result: AttemptResult) -> None:
         """Fold one answer into this process's view at once (the batch's other rows see it)."""
-        pause = pause_for(result.http_status, result.retry_after)
+        pause = result.pause_seconds
         if pause is not None:
             RETRY_AFTER.observe(pause)
-        answer = classify(result.http_status, result.retry_after)
+        answer = result.answer
         b = self._view.get(target.name, Breaker())
         self._view[target.name] = b.after(
             answer, time.time(), pause, base=self.settings.breaker_pause
@@ -185,10 +183,7 @@ class Guardrails:
         if not results:
             return []
         name = target.name
-        answers = [
-            (classify(r.http_status, r.retry_after), pause_for(r.http_status, r.retry_after))
-            for r in results
-        ]
+        answers = [(r.answer, r.pause_seconds) for r in results]
         if (
             any(a is not Answer.SUCCESS for a, _ in answers)
             or self._view.get(name, Breaker()) != Breaker()
@@ -204,11 +199,11 @@ class Guardrails:
                 self._states[name] = TargetState(name, state.disabled_reason, state.disabled_at)
             return []
         failing_since = await note_failure(conn, name, describe(results[-1]))
-        gone = next((r for r in results if classify(r.http_status) is Answer.GONE), None)
+        gone = next((r for r in results if r.gone), None)
         last = gone or results[-1]
         reason = auto_disable_reason(
-            classify(last.http_status, last.retry_after),
-            last.http_status,
+            last.answer,
+            last.http_status if last.outcome is None else describe(last),
             failing_since,
             utcnow(),
             self.settings.auto_disable_after,

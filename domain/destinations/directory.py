@@ -10,6 +10,7 @@ Disabled destinations stay routed (their rows wait); only the dispatcher skips t
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -92,23 +93,49 @@ async def load_snapshot(
             log.warning("destination %s is declared in env and in the registry: env wins", row.name)
             continue
         secrets: tuple[Secret, ...] = ()
+        sealed = Sealed()
         try:
             box = box or secret_box(settings)
             secrets, expires = active_secrets(box, row, now)
             if expires is not None and (soonest is None or expires < soonest):
                 soonest = expires
+            sealed = open_sealed(box, row)
         except (SecretKeyMissing, SecretUnreadable) as exc:
             # Routed still (rows wait), never delivered unsigned.
             log.error("destination %s cannot be signed for: %s", row.name, exc)
-        found.append(registry_target(row, secrets))
+            secrets = ()
+        found.append(registry_target(row, secrets, sealed))
     return Snapshot(tuple(found)), soonest
 
 
-def registry_target(row: Any, secrets: tuple[Secret, ...]) -> Target:
+@dataclass(frozen=True)
+class Sealed:
+    """A row's sealed part, opened: the kind's credentials, and its URL when that carries a
+    password (amqp://user:pass@...; the `url` column then holds the masked form)."""
+
+    credentials: dict[str, str] = field(default_factory=dict)
+    url: str | None = None
+
+    def seal(self, box: SecretBox, name: str) -> str | None:
+        if not self.credentials and self.url is None:
+            return None
+        return box.seal(json.dumps({"credentials": self.credentials, "url": self.url}), name)
+
+
+def open_sealed(box: SecretBox, row: Any) -> Sealed:
+    """SecretUnreadable when it does not decrypt (another CRM_SECRET_KEY, or tampered)."""
+    if not row.credentials:
+        return Sealed()
+    opened = json.loads(box.open(row.credentials, row.name))
+    return Sealed(dict(opened.get("credentials") or {}), opened.get("url"))
+
+
+def registry_target(row: Any, secrets: tuple[Secret, ...], sealed: Sealed | None = None) -> Target:
     """A registry row as the Target routing and delivery read (source "api")."""
+    sealed = sealed or Sealed()
     return Target(
         name=row.name,
-        url=row.url,
+        url=sealed.url or row.url,
         secrets=secrets,
         events=None if row.events is None else frozenset(NotificationType(e) for e in row.events),
         kind=str(row.kind),
@@ -117,6 +144,8 @@ def registry_target(row: Any, secrets: tuple[Secret, ...]) -> Target:
         max_in_flight=row.max_in_flight,
         enabled=bool(row.enabled),
         source="api",
+        options=dict(row.options or {}),
+        credentials={k: Secret(v) for k, v in sealed.credentials.items()},
     )
 
 

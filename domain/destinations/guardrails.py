@@ -150,7 +150,7 @@ def take_tokens(
 
 def auto_disable_reason(
     answer: Answer,
-    http_status: int | None,
+    http_status: int | str | None,  # a connector's answer comes described (no HTTP status)
     failing_since: datetime | None,
     now: datetime,
     after: timedelta,
@@ -158,6 +158,8 @@ def auto_disable_reason(
     """Why a destination is disabled now, or None: 410 Gone, or failing with no success for
     `after` (CRM_AUTO_DISABLE_AFTER_HOURS)."""
     if answer is Answer.GONE:
+        if isinstance(http_status, str):
+            return f"the receiver is gone for good: {http_status}"
         return f"the receiver answered HTTP {http_status} Gone"
     if answer is not Answer.SUCCESS and failing_since is not None and now - failing_since >= after:
         hours = after.total_seconds() / 3600

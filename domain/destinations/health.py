@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.destinations.directory import aware
@@ -48,7 +48,20 @@ class TargetHealth(msgspec.Struct, rename="camel"):
 
 
 def _delivered() -> Any:
-    return and_(A.c.http_status >= 200, A.c.http_status < 300)
+    # A connector's acknowledgement (publisher confirm, PubAck) has no HTTP status and no error.
+    return or_(
+        and_(A.c.http_status >= 200, A.c.http_status < 300),
+        and_(A.c.http_status.is_(None), A.c.error.is_(None)),
+    )
+
+
+def _failed() -> Any:
+    """Not delivered, NULL-safe: an error without an answer, or a non-2xx answer."""
+    return or_(
+        and_(A.c.http_status.is_(None), A.c.error.isnot(None)),
+        A.c.http_status < 200,
+        A.c.http_status >= 300,
+    )
 
 
 async def _percentiles(
@@ -90,7 +103,7 @@ async def target_health(conn: AsyncConnection, settings: Settings, name: str) ->
         await conn.execute(
             select(
                 func.count().filter(_delivered()),
-                func.count().filter(~_delivered() | A.c.http_status.is_(None)),
+                func.count().filter(_failed()),
             ).where(A.c.target_system == name, A.c.started_at >= since)
         )
     ).one()
@@ -98,7 +111,7 @@ async def target_health(conn: AsyncConnection, settings: Settings, name: str) ->
     last = (
         await conn.execute(
             select(A.c.started_at, A.c.http_status, A.c.error)
-            .where(A.c.target_system == name, ~_delivered() | A.c.http_status.is_(None))
+            .where(A.c.target_system == name, _failed())
             .order_by(A.c.started_at.desc())
             .limit(1)
         )

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.destinations.directory import active_secrets, secret_box
 from domain.destinations.registry import writable_row
+from domain.enums import TargetKind
 from domain.errors import DomainError, SecretStorageUnavailable
 from domain.models import utcnow
 from infra.egress import EgressRefused, check_url
@@ -33,6 +34,8 @@ async def _url_and_secrets(
     if env is not None:
         return env.url, env.secrets
     row = await writable_row(conn, settings, name, lock=False)
+    if str(row.kind) != TargetKind.WEBHOOK:
+        raise DomainError(f"{name} is a {row.kind} destination: a test PING is a webhook's", "name")
     try:
         secrets, _ = active_secrets(secret_box(settings), row, utcnow())
     except SecretKeyMissing as exc:

@@ -13,6 +13,7 @@ import secrets
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
@@ -20,7 +21,8 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.destinations.directory import aware, secret_box
+from domain.destinations import kinds
+from domain.destinations.directory import Sealed, aware, open_sealed, secret_box
 from domain.destinations.state import TargetState, states
 from domain.destinations.state import enable as enable_state
 from domain.enums import NotificationPriority, NotificationStatus, NotificationType, TargetKind
@@ -35,13 +37,13 @@ from domain.errors import (
 from domain.models import NOTIFICATIONS, TARGETS, utcnow
 from domain.outbox.queries import is_unread
 from infra.egress import EgressRefused, check_url
-from infra.secretbox import SecretBox, SecretKeyMissing
+from infra.secretbox import SecretBox, SecretKeyMissing, SecretUnreadable
 from infra.settings import Settings, Target
 
 T = TARGETS
 N = NOTIFICATIONS
 NAME_PATTERN = r"^[A-Z][A-Z0-9_]{0,49}$"
-URL_PATTERN = r"^https?://[^\s/]+\S*$"
+URL_PATTERN = r"^[A-Za-z][A-Za-z0-9+.\-]*://[^\s/]+\S*$"  # the kind names its schemes
 Name = Annotated[str, Meta(pattern=NAME_PATTERN, description="upper-case: BZION_HUB, SALESFORCE")]
 Url = Annotated[str, Meta(pattern=URL_PATTERN, max_length=2000)]
 Rate = Annotated[float, Meta(gt=0, le=100_000)]
@@ -57,6 +59,8 @@ class CreateTarget(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     min_priority: NotificationPriority | None = None  # only notifications at or above it
     rate_limit_per_second: Rate | None = None
     max_in_flight: InFlight | None = None
+    options: dict[str, Any] = msgspec.field(default_factory=dict)  # the kind's settings
+    credentials: dict[str, str] = msgspec.field(default_factory=dict)  # sealed, never shown
 
 
 class UpdateTarget(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
@@ -67,6 +71,8 @@ class UpdateTarget(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     min_priority: NotificationPriority | UnsetType | None = UNSET
     rate_limit_per_second: Rate | UnsetType | None = UNSET
     max_in_flight: InFlight | UnsetType | None = UNSET
+    options: dict[str, Any] | UnsetType = UNSET  # replaces the options as a whole
+    credentials: dict[str, str] | UnsetType = UNSET  # replaces the credentials as a whole
 
 
 class Disable(msgspec.Struct, forbid_unknown_fields=True):
@@ -79,7 +85,7 @@ class TargetView(msgspec.Struct, rename="camel"):
     name: str
     source: str  # "env" (CRM_TARGET_<NAME>_*, read-only here) or "api" (the registry)
     kind: str
-    url: str | None
+    url: str | None  # a password or token in it is masked: amqp://***@host:5672/vhost
     events: list[str] | None
     min_priority: str | None
     rate_limit_per_second: float | None
@@ -90,9 +96,10 @@ class TargetView(msgspec.Struct, rename="camel"):
     previous_secret_expires_at: datetime | None  # a rotation's overlap, while it lasts
     created_at: datetime | None
     updated_at: datetime | None
+    options: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-class TargetCreated(TargetView):
+class TargetCreated(TargetView, kw_only=True):
     secret: str  # shown this once
 
 
@@ -134,6 +141,7 @@ def env_view(t: Target) -> TargetView:
         previous_secret_expires_at=None,
         created_at=None,
         updated_at=None,
+        options=dict(t.options),
     )
 
 
@@ -156,6 +164,7 @@ def row_view(row: Any, now: datetime | None = None) -> TargetView:
         previous_secret_expires_at=expires,
         created_at=aware(row.created_at),
         updated_at=aware(row.updated_at),
+        options=dict(row.options or {}),
     )
 
 
@@ -187,14 +196,33 @@ async def get_target(conn: AsyncConnection, settings: Settings, name: str) -> Ta
     return _with_state(view, (await states(conn)).get(name))
 
 
-async def check_egress(settings: Settings, url: str | None) -> None:
-    """400 naming `url` for an address the worker would refuse (CRM_EGRESS_ALLOW aside)."""
+async def check_egress(settings: Settings, url: str | None, kind: str = TargetKind.WEBHOOK) -> None:
+    """400 naming `url` for an address the worker would refuse (CRM_EGRESS_ALLOW aside); a
+    broker's host (amqp://, nats://) by the same rule as a webhook's."""
     if url is None:
         return
+    checked = url if urlsplit(url).scheme in ("http", "https") else kinds.egress_url(url)
     try:
-        await asyncio.to_thread(check_url, url, settings.egress_allow)
+        await asyncio.to_thread(check_url, checked, settings.egress_allow)
     except EgressRefused as exc:
-        raise DomainError(str(exc), "url") from exc
+        raise DomainError(str(exc).replace(checked, kinds.mask_url(kind, url)), "url") from exc
+
+
+def check_kind(kind: str, url: str | None, options: Any, credentials: Any) -> None:
+    """The kind's rules (domain/destinations/kinds.py): a 400 naming the field at fault."""
+    try:
+        kinds.validate(kind, url, options, credentials)
+    except kinds.OptionError as exc:
+        raise DomainError(exc.message, exc.field) from exc
+
+
+def _sealed_values(
+    box: SecretBox, name: str, kind: str, url: str, credentials: dict[str, str]
+) -> dict[str, Any]:
+    """The `url` (masked when it carries a password) and `credentials` columns."""
+    secret_url = kinds.spec(kind).secret_url
+    sealed = Sealed(dict(credentials), url if secret_url else None)
+    return {"url": kinds.mask_url(kind, url), "credentials": sealed.seal(box, name)}
 
 
 async def _row(conn: AsyncConnection, name: str, lock: bool = False) -> Any:
@@ -221,14 +249,16 @@ async def create_target(
 ) -> TargetCreated:
     if settings.target(cmd.name) is not None:
         raise DuplicateTarget(f"{cmd.name} is declared by CRM_TARGET_{cmd.name}_* variables")
-    await check_egress(settings, cmd.url)
+    check_kind(cmd.kind, cmd.url, cmd.options, cmd.credentials)
+    await check_egress(settings, cmd.url, cmd.kind)
     box = _box(settings)
     secret, now = new_secret(), utcnow()
     values = {
         "id": uuid.uuid4(),
         "name": cmd.name,
         "kind": cmd.kind,
-        "url": cmd.url,
+        **_sealed_values(box, cmd.name, cmd.kind, cmd.url, cmd.credentials),
+        "options": cmd.options,
         "secret_current": box.seal(secret, cmd.name),
         "events": None if cmd.events is None else sorted({e.value for e in cmd.events}),
         "min_priority": cmd.min_priority,
@@ -250,14 +280,25 @@ async def create_target(
 async def update_target(
     conn: AsyncConnection, settings: Settings, name: str, cmd: UpdateTarget
 ) -> TargetView:
-    await writable_row(conn, settings, name)
+    row = await writable_row(conn, settings, name)
     changes: dict[str, Any] = {
         f.name: getattr(cmd, f.name)
         for f in msgspec.structs.fields(cmd)
         if getattr(cmd, f.name) is not UNSET
     }
-    if isinstance(changes.get("url"), str):
-        await check_egress(settings, changes["url"])
+    if {"url", "options", "credentials"} & changes.keys():
+        kind = str(row.kind)
+        box = _box(settings)
+        try:
+            current = open_sealed(box, row)
+        except SecretUnreadable as exc:
+            raise SecretStorageUnavailable(str(exc)) from exc
+        url = changes.get("url") or current.url or row.url
+        credentials = changes.pop("credentials", current.credentials)
+        check_kind(kind, url, changes.get("options", row.options or {}), credentials)
+        if "url" in changes:
+            await check_egress(settings, url, kind)
+        changes.update(_sealed_values(box, name, kind, url, credentials))
     if isinstance(changes.get("events"), list):
         changes["events"] = sorted({e.value for e in changes["events"]})
     if changes:

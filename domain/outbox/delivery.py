@@ -15,7 +15,13 @@ from sqlalchemy import and_, any_, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.destinations.guardrails import is_permanent
+from domain.destinations.guardrails import (
+    RETRY_AFTER_CAP,
+    Answer,
+    classify,
+    is_permanent,
+    pause_for,
+)
 from domain.enums import NotificationStatus
 from domain.models import ATTEMPTS, NOTIFICATIONS, utcnow
 from domain.outbox.queries import is_unread
@@ -24,6 +30,7 @@ from domain.rules import RetryPolicy
 
 N = NOTIFICATIONS
 RESPONSE_EXCERPT = 1024
+ACK, FAIL = "ack", "fail"  # worker/connectors/base.py Outcome values
 _ATTEMPT_COLUMNS = (
     "notification_id",
     "target_system",
@@ -82,14 +89,58 @@ class AttemptResult:
     error: str | None = None
     response_body: str | None = None
     retry_after: float | None = None  # the receiver's Retry-After, in seconds, when it sent one
+    # A connector's explicit verdict ("ack", "retry", "fail"; worker/connectors/base.py
+    # Outcome); None for a webhook, whose verdict is derived from http_status.
+    outcome: str | None = None
+    pause: bool = False  # a connector's retry_after holds the whole destination
+    disable: bool = False  # a connector's receiver is gone for good (as 410 is)
 
     @property
     def delivered(self) -> bool:
+        if self.outcome is not None:
+            return self.outcome == ACK
         return self.http_status is not None and 200 <= self.http_status < 300
 
     @property
     def gone(self) -> bool:
-        return self.http_status == 410
+        return self.disable if self.outcome is not None else self.http_status == 410
+
+    @property
+    def answer(self) -> Answer:
+        """What the answer means to the guardrails (domain/destinations/guardrails.py)."""
+        if self.outcome is None:
+            return classify(self.http_status, self.retry_after)
+        if self.outcome == ACK:
+            return Answer.SUCCESS
+        if self.disable:
+            return Answer.GONE
+        if self.outcome == FAIL:
+            return Answer.PERMANENT
+        if self.pause and self.retry_after is not None:
+            return Answer.RETRY
+        return Answer.DOWN  # a nack, a lost connection, a 5xx: counts toward the breaker
+
+    @property
+    def pause_seconds(self) -> float | None:
+        """Seconds the whole destination waits (a Retry-After, a connector's pause)."""
+        if self.outcome is None or not self.pause:
+            return pause_for(self.http_status, self.retry_after)
+        return (
+            None if self.retry_after is None else min(max(self.retry_after, 0.0), RETRY_AFTER_CAP)
+        )
+
+    @property
+    def permanent(self) -> bool:
+        """Failed for good after this attempt, whatever attempts are left."""
+        if self.outcome is not None:
+            return self.outcome == FAIL or self.disable
+        return is_permanent(self.http_status)
+
+    def deferral(self, policy: RetryPolicy) -> float | None:
+        """Seconds a receiver's wait defers the next attempt without counting it."""
+        if self.outcome is not None and self.pause and self.retry_after is not None:
+            return max(min(self.retry_after, policy.retry_after_cap), policy.delay(_counted(self)))
+        return policy.deferral(self.http_status, self.retry_after, _counted(self))
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,16 +256,12 @@ async def record_results(
     now = utcnow()
     delivered = [r for r in results if r.delivered]
     undelivered = [r for r in results if not r.delivered]
-    deferred = {
-        id(r): wait
-        for r in undelivered
-        if (wait := policy.deferral(r.http_status, r.retry_after, _counted(r))) is not None
-    }
+    deferred = {id(r): wait for r in undelivered if (wait := r.deferral(policy)) is not None}
     await _insert_attempts(conn, results, deferred)
     failed = [
         r
         for r in undelivered
-        if id(r) not in deferred and (is_permanent(r.http_status) or policy.exhausted(_counted(r)))
+        if id(r) not in deferred and (r.permanent or policy.exhausted(_counted(r)))
     ]
     retried = [r for r in undelivered if r not in failed]
     if delivered:

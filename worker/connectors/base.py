@@ -14,8 +14,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import ClassVar, Protocol
 
+from domain.destinations.kinds import OptionError
 from domain.outbox.delivery import Claimed
 from infra.settings import Secret, Target
+
+# Defined beside the per-kind rules (domain/destinations/kinds.py), which the API runs too.
+__all__ = ["Connector", "OptionError", "Outcome", "Outgoing", "Sent"]
 
 
 class Outcome(StrEnum):
@@ -46,15 +50,6 @@ class Sent:
     pause: bool = False  # the wait applies to the whole destination (rate limit, quota)
     disable: bool = False  # the destination is gone for good (Slack 410 channel_is_archived)
     response_excerpt: str | None = None  # first KiB of the answer, for the attempt log
-
-
-class OptionError(ValueError):
-    """A destination's options or credentials are unusable: a 400 naming `field`."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
 
 
 class Connector(Protocol):
