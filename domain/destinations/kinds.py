@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
+from domain.destinations.mappings import validate_mapping
 from domain.enums import TargetKind
 
 Options = Mapping[str, object]
@@ -108,6 +109,11 @@ def validate(kind: str, url: str | None, options: Options, credentials: Credenti
             check(value)
         except ValueError as exc:
             raise OptionError(f"options.{name}", str(exc)) from exc
+    if "mapping" in options:  # our field -> theirs: refuse a field we do not have (400)
+        try:
+            validate_mapping(kind, options["mapping"])
+        except ValueError as exc:
+            raise OptionError("options.mapping", str(exc)) from exc
     allowed = set(s.credentials) | set(s.optional_credentials)
     for name in credentials:
         if name not in allowed:

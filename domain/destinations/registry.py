@@ -244,6 +244,15 @@ async def writable_row(
     return await _row(conn, name, lock)
 
 
+def default_min_priority(
+    kind: str, asked: NotificationPriority | None
+) -> NotificationPriority | None:
+    """Slack is for people: it hears HIGH notifications unless asked otherwise (issue 12)."""
+    if asked is None and kind == TargetKind.SLACK:
+        return NotificationPriority.HIGH
+    return asked
+
+
 async def create_target(
     conn: AsyncConnection, settings: Settings, cmd: CreateTarget
 ) -> TargetCreated:
@@ -261,7 +270,7 @@ async def create_target(
         "options": cmd.options,
         "secret_current": box.seal(secret, cmd.name),
         "events": None if cmd.events is None else sorted({e.value for e in cmd.events}),
-        "min_priority": cmd.min_priority,
+        "min_priority": default_min_priority(cmd.kind, cmd.min_priority),
         "rate_limit_per_second": cmd.rate_limit_per_second,
         "max_in_flight": cmd.max_in_flight,
         "enabled": True,

@@ -126,3 +126,26 @@ def test_a_patch_is_validated_against_the_kind(admin):
     assert r.status_code == 400 and r.json()["field"] == "options.stream", r.text
     r = admin.patch("/api/admin/targets/EVENTS", json={"url": "https://127.0.0.1/"})
     assert r.status_code == 400 and r.json()["field"] == "url", r.text
+
+
+def test_a_mapping_naming_a_field_we_do_not_have_is_a_400(admin):
+    body = {
+        "name": "SFDC",
+        "kind": "salesforce",
+        "url": "http://127.0.0.1:9",
+        "credentials": {"clientId": "id", "clientSecret": "s"},
+        "options": {"mapping": {"favouriteColour": "Colour__c"}},
+    }
+    r = admin.post("/api/admin/targets", json=body)
+    assert r.status_code == 400 and r.json()["field"] == "options.mapping", r.text
+    body["options"] = {"mapping": {"companyName": "Company"}}
+    assert admin.post("/api/admin/targets", json=body).status_code == 201
+
+
+def test_slack_hears_high_notifications_unless_asked_otherwise(admin):
+    hook = {"kind": "slack", "url": "http://127.0.0.1:9/services/T0/B0/x"}
+    made = admin.post("/api/admin/targets", json={"name": "SLACK_SALES", **hook})
+    assert made.status_code == 201 and made.json()["minPriority"] == "HIGH", made.text
+    asked = {"name": "SLACK_ALL", **hook, "minPriority": "LOW"}
+    made = admin.post("/api/admin/targets", json=asked)
+    assert made.status_code == 201 and made.json()["minPriority"] == "LOW", made.text
