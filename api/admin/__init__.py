@@ -29,6 +29,7 @@ from api.admin.crm_sync import CrmSyncController
 from api.admin.custom_fields import CustomFieldController
 from api.admin.customers import CustomerController
 from api.admin.dashboard_support import EXCEPTION_HANDLERS
+from api.admin.lead_pages import LeadPagesController
 from api.admin.leads import LeadController
 from api.admin.monitoring import MonitoringController
 from api.admin.notifications import NotificationController
@@ -75,6 +76,7 @@ def build(settings: Settings) -> AdminSide:
             DashboardAuthController,
             DashboardPagesController,
             DashboardActionsController,
+            LeadPagesController,
         ],
         middleware=security_middleware(settings),
         exception_handlers=EXCEPTION_HANDLERS,
