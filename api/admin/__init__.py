@@ -27,6 +27,7 @@ from api.admin.auth import (
 )
 from api.admin.crm_sync import CrmSyncController
 from api.admin.custom_fields import CustomFieldController
+from api.admin.customer_pages import CustomerPagesController
 from api.admin.customers import CustomerController
 from api.admin.dashboard_support import EXCEPTION_HANDLERS
 from api.admin.lead_pages import LeadPagesController
@@ -77,6 +78,7 @@ def build(settings: Settings) -> AdminSide:
             DashboardPagesController,
             DashboardActionsController,
             LeadPagesController,
+            CustomerPagesController,
         ],
         middleware=security_middleware(settings),
         exception_handlers=EXCEPTION_HANDLERS,
