@@ -35,6 +35,7 @@ from api.admin.leads import LeadController
 from api.admin.monitoring import MonitoringController
 from api.admin.notifications import NotificationController
 from api.admin.pages import DashboardPagesController
+from api.admin.quote_pages import QuotePagesController
 from api.admin.quotes import AdminQuoteController
 from api.admin.signin import DashboardAuthController
 from api.admin.targets import TargetController
@@ -79,6 +80,7 @@ def build(settings: Settings) -> AdminSide:
             DashboardActionsController,
             LeadPagesController,
             CustomerPagesController,
+            QuotePagesController,
         ],
         middleware=security_middleware(settings),
         exception_handlers=EXCEPTION_HANDLERS,
