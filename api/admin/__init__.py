@@ -30,6 +30,8 @@ from api.admin.custom_fields import CustomFieldController
 from api.admin.customer_pages import CustomerPagesController
 from api.admin.customers import CustomerController
 from api.admin.dashboard_support import EXCEPTION_HANDLERS
+from api.admin.destination_pages import DestinationPagesController
+from api.admin.field_pages import FieldPagesController
 from api.admin.lead_pages import LeadPagesController
 from api.admin.leads import LeadController
 from api.admin.monitoring import MonitoringController
@@ -81,6 +83,8 @@ def build(settings: Settings) -> AdminSide:
             LeadPagesController,
             CustomerPagesController,
             QuotePagesController,
+            FieldPagesController,
+            DestinationPagesController,
         ],
         middleware=security_middleware(settings),
         exception_handlers=EXCEPTION_HANDLERS,
