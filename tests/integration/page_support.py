@@ -11,19 +11,9 @@ import httpx
 from litestar.testing import TestClient
 
 from infra.settings import Settings
-from tests.integration.admin_support import admin_client, customer_client, make_admin, sign_in
+from tests.integration.admin_support import customer_client, make_admin, sign_in
 
 TOKEN = re.compile(r'name="_csrf_token" value="([^"]+)"')
-
-
-def as_browser(client: TestClient) -> TestClient:
-    """Forget the API's CSRF header: pages post the token from the form, like a browser."""
-    client.headers.pop("x-csrftoken", None)
-    return client
-
-
-def admin_page_client(make_client: Callable[..., TestClient], settings: Settings) -> TestClient:
-    return admin_client(make_client, settings)
 
 
 def sales_client(
