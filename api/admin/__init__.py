@@ -27,12 +27,17 @@ from api.admin.auth import (
 )
 from api.admin.crm_sync import CrmSyncController
 from api.admin.custom_fields import CustomFieldController
+from api.admin.customer_pages import CustomerPagesController
 from api.admin.customers import CustomerController
 from api.admin.dashboard_support import EXCEPTION_HANDLERS
+from api.admin.destination_pages import DestinationPagesController
+from api.admin.field_pages import FieldPagesController
+from api.admin.lead_pages import LeadPagesController
 from api.admin.leads import LeadController
 from api.admin.monitoring import MonitoringController
 from api.admin.notifications import NotificationController
 from api.admin.pages import DashboardPagesController
+from api.admin.quote_pages import QuotePagesController
 from api.admin.quotes import AdminQuoteController
 from api.admin.signin import DashboardAuthController
 from api.admin.targets import TargetController
@@ -75,6 +80,11 @@ def build(settings: Settings) -> AdminSide:
             DashboardAuthController,
             DashboardPagesController,
             DashboardActionsController,
+            LeadPagesController,
+            CustomerPagesController,
+            QuotePagesController,
+            FieldPagesController,
+            DestinationPagesController,
         ],
         middleware=security_middleware(settings),
         exception_handlers=EXCEPTION_HANDLERS,

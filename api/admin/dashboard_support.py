@@ -17,12 +17,21 @@ from litestar.types import ExceptionHandlersMap
 from api.admin.auth import csrf_cookie
 from domain.errors import DomainError
 
+# The dashboard's own pages: the only places a form's `next` may send the browser back to.
+DASHBOARD_PATHS = (
+    "/admin/crm-sync",
+    "/admin/leads/",
+    "/admin/customers",
+    "/admin/quotes",
+    "/admin/destinations",
+    "/admin/custom-fields",
+)
+
 
 def back_to(target: str) -> str:
     """Only ever redirect inside the dashboard."""
-    return (
-        target if target.startswith("/admin/crm-sync") and "//" not in target else "/admin/crm-sync"
-    )
+    inside = target.startswith(DASHBOARD_PATHS) and "//" not in target and "\\" not in target
+    return target if inside else "/admin/crm-sync"
 
 
 def flash(request: Request[Any, Any, Any], kind: str, message: str) -> None:

@@ -26,6 +26,7 @@ from domain.enums import (
 )
 from domain.errors import DomainError
 from domain.leads.queries import LeadFilters, LeadSort, list_leads
+from domain.reporting.insights import lead_insights
 from domain.reporting.monitoring import conversion_funnel, daily_new_leads
 from domain.reporting.overview import (
     NotificationFilters,
@@ -88,6 +89,7 @@ class DashboardPagesController(Controller):
                 "stats": await stats_cards(conn),
                 "daily": await daily_new_leads(conn, CHART_DAYS),
                 "funnel": await conversion_funnel(conn),
+                "insights": await lead_insights(conn),  # issue 13 item 5: admin/_insights.html
             }
             if tab == "leads":
                 filters = LeadFilters(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,17 +20,21 @@ from infra.settings import Settings
 
 A, N = ATTEMPTS, NOTIFICATIONS
 WINDOW = timedelta(hours=1)
-_SHARED: dict[tuple[str, str], SharedState] = {}
+_SHARED: dict[tuple[str, str], tuple[asyncio.AbstractEventLoop, SharedState]] = {}
 
 
 def shared_state(settings: Settings) -> SharedState | None:
-    """The guardrails' Redis state as the workers keep it (one client per process)."""
+    """The guardrails' Redis state as the workers keep it (one client per process and event
+    loop: an asyncio Redis client cannot be used from another loop, e.g. a second app)."""
     if not settings.guard_redis_url:
         return None  # no shared store: each worker keeps its own breaker
     key = (settings.guard_redis_url, settings.database_url)
-    if key not in _SHARED:
-        _SHARED[key] = SharedState(settings.guard_redis_url, namespace_for(settings.database_url))
-    return _SHARED[key]
+    loop = asyncio.get_running_loop()
+    cached = _SHARED.get(key)
+    if cached is None or cached[0] is not loop:
+        state = SharedState(settings.guard_redis_url, namespace_for(settings.database_url))
+        cached = _SHARED[key] = (loop, state)
+    return cached[1]
 
 
 class TargetHealth(msgspec.Struct, rename="camel"):
