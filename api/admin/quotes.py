@@ -10,7 +10,7 @@ from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from api import directory
-from api.admin.auth import admin_only
+from api.admin.auth import staff_only
 from api.admin.params import AdminRequest, Cursor, Limit
 from api.transaction import Conn
 from domain.accounts.users import SessionUser
@@ -26,7 +26,7 @@ def staff(user: SessionUser) -> Viewer:
 
 class AdminQuoteController(Controller):
     path = "/api/admin/quotes"
-    guards = [admin_only]
+    guards = [staff_only]
     tags = ["admin: quotes"]
 
     @get("/", summary="List quotes, newest first (keyset pagination)")

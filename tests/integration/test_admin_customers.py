@@ -192,7 +192,9 @@ def test_sales_role_works_customers_but_not_admin_settings(make_client, settings
         conn.exec_driver_sql("UPDATE users SET role = 'sales' WHERE email = 'sales@crm.example'")
     sales = sign_in(make_client(), "sales@crm.example", "sales-pass-123")
     assert sales.get("/api/admin/customers").status_code == 200
+    assert sales.get("/api/admin/quotes").status_code == 200  # staff price and answer quotes
     assert sales.get("/api/admin/custom-fields").status_code == 403
+    assert sales.get("/api/admin/targets").status_code == 403
 
 
 def test_customer_accounts_get_403(make_client):
