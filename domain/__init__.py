@@ -4,6 +4,7 @@ rules.py       the one rulebook: scores, lead types, priorities, status moves, r
 models.py      the tables (SQLAlchemy 2 Mapped classes) and their indexes
 enums.py       closed sets: form, lead, customer, notification and quote kinds and statuses
 errors.py      domain exceptions; api/errors.py maps each to an HTTP status in one table
+audit.py       AuditTrail: one entry per changed field, for leads and customers alike
 customers.py   ensure_customer: the Customer behind an email, found, created or adopted
 intake/        public use cases: forms, newsletter, registration, RFQ, spam check, idempotency
 leads/         lead lifecycle (create, update, convert), queries, CSV import/export, audit trail
