@@ -5,7 +5,10 @@ models.py      the tables (SQLAlchemy 2 Mapped classes) and their indexes
 enums.py       closed sets: form, lead, customer, notification and quote kinds and statuses
 errors.py      domain exceptions; api/errors.py maps each to an HTTP status in one table
 audit.py       AuditTrail: one entry per changed field, for leads and customers alike
-customers.py   ensure_customer: the Customer behind an email, found, created or adopted
+customers/     ensure_customer, list/show/edit, deactivate/reactivate, audit, user links repair
+custom_fields/ admin-defined typed fields of leads and customers: definitions, value checks
+destinations/  target systems at run time: registry, directory, kinds and mappings, guardrails,
+               health, test ping, replay, inbound status changes
 intake/        public use cases: forms, newsletter, registration, RFQ, spam check, idempotency
 leads/         lead lifecycle (create, update, convert), queries, CSV import/export, audit trail
 outbox/        notification rows, delivery bookkeeping (claim/record/release/replay/ack),
