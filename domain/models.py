@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, cast
@@ -14,6 +14,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Computed,
+    Date,
     DateTime,
     Enum,
     Float,
@@ -313,6 +314,47 @@ class CrmStatsSnapshot(Base):
     by_target: Mapped[dict[str, Any]] = mapped_column(JSONType)
 
 
+class CrmLeadRollup(Base):
+    """Lead counts and score sums per (type, status, source), kept by PostgreSQL triggers.
+
+    Each writing statement on `leads` appends its delta rows in its own transaction (append
+    only: no hot row for concurrent writers); the beat's snapshot folds them into one row per
+    key (domain/reporting/rollups.py). The sum over all rows is always the exact count, so
+    the dashboard reads some dozens of rows instead of scanning a million (issue 14).
+    """
+
+    __tablename__ = "crm_lead_rollups"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    type: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(50))
+    leads: Mapped[int] = mapped_column(BigInteger)
+    score_sum: Mapped[int] = mapped_column(BigInteger)
+
+
+class CrmLeadDayRollup(Base):
+    """New leads per UTC day of `created_at`, kept like CrmLeadRollup (the daily chart)."""
+
+    __tablename__ = "crm_lead_day_rollups"
+    __table_args__ = (Index("idx_crm_lead_day_rollups_day", "day"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    leads: Mapped[int] = mapped_column(BigInteger)
+
+
+class CrmStatusRollup(Base):
+    """Rows per status of form_submissions and newsletter_subscribers, kept like CrmLeadRollup."""
+
+    __tablename__ = "crm_status_rollups"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    table_name: Mapped[str] = mapped_column(String(63))
+    status: Mapped[str] = mapped_column(String(32))
+    row_count: Mapped[int] = mapped_column(BigInteger)
+
+
 class CrmAlert(Base):
     """An alert episode (stale notifications, dead letters): opened once, closed when it clears."""
 
@@ -561,6 +603,9 @@ IDEMPOTENCY_KEYS = table_of(IdempotencyKey)
 ATTEMPTS = table_of(CrmNotificationAttempt)
 SNAPSHOTS = table_of(CrmStatsSnapshot)
 ALERTS = table_of(CrmAlert)
+LEAD_ROLLUPS = table_of(CrmLeadRollup)
+LEAD_DAY_ROLLUPS = table_of(CrmLeadDayRollup)
+STATUS_ROLLUPS = table_of(CrmStatusRollup)
 LEAD_AUDIT = table_of(LeadAuditEntry)
 TARGETS = table_of(CrmTarget)
 TARGET_STATE = table_of(CrmTargetState)
@@ -602,3 +647,28 @@ Index(
 )
 Index("idx_crm_notifications_keyset", NOTIFICATIONS.c.created_at.desc(), NOTIFICATIONS.c.id.desc())
 Index("idx_customers_keyset", CUSTOMERS.c.created_at.desc(), CUSTOMERS.c.id.desc())
+# Issue 14's reads at a million rows (migration 0012): leads of one source in the default
+# (score) order; failed and pending notifications newest first, the failed one carrying the
+# target so "failed per target" is an index-only count.
+Index(
+    "idx_leads_source_keyset_score",
+    LEADS.c.source,
+    LEADS.c.lead_score.desc(),
+    LEADS.c.created_at.desc(),
+    LEADS.c.id.desc(),
+)
+Index(
+    "idx_crm_notifications_failed",
+    NOTIFICATIONS.c.created_at.desc(),
+    NOTIFICATIONS.c.id.desc(),
+    postgresql_include=["target_system", "read"],
+    postgresql_where=text("status = 'FAILED'"),
+    sqlite_where=text("status = 'FAILED'"),
+)
+Index(
+    "idx_crm_notifications_pending",
+    NOTIFICATIONS.c.created_at.desc(),
+    NOTIFICATIONS.c.id.desc(),
+    postgresql_where=text("status = 'PENDING'"),
+    sqlite_where=text("status = 'PENDING'"),
+)

@@ -10,14 +10,15 @@ from enum import StrEnum
 from typing import Any
 
 import msgspec
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.custom_fields.values import apply_filters, filter_clauses
 from domain.enums import CustomFieldEntity, LeadStatus, LeadType
 from domain.errors import NotFound
 from domain.intake.commands import normalize_email
-from domain.models import LEADS
+from domain.models import LEADS, utcnow
+from domain.reporting.rollups import lead_tally
 from domain.rules import allowed_moves
 from infra.keyset import Keyset, paginate, parse_datetime
 
@@ -141,18 +142,16 @@ class LeadCounts(msgspec.Struct, rename="camel"):
     total: int
     by_type: dict[str, int]
     by_status: dict[str, int]
+    as_of: datetime  # read from the rollups (domain/reporting/rollups.py), exact at that time
 
 
 async def lead_counts(conn: AsyncConnection) -> LeadCounts:
     """The seed's "count leads by type", plus the same by status; every value shows, even at 0."""
-    by_type = {t.value: 0 for t in LeadType}
-    by_status = {s.value: 0 for s in LeadStatus}
-    rows = await conn.execute(
-        select(LEADS.c.type, LEADS.c.status, func.count()).group_by(LEADS.c.type, LEADS.c.status)
+    tally = await lead_tally(conn)
+    by_type, by_status = tally.count_by("type"), tally.count_by("status")
+    return LeadCounts(
+        tally.total,
+        {t.value: by_type[t.value] for t in LeadType},
+        {s.value: by_status[s.value] for s in LeadStatus},
+        utcnow(),
     )
-    total = 0
-    for lead_type, status, n in rows:
-        by_type[str(lead_type)] += n
-        by_status[str(status)] += n
-        total += n
-    return LeadCounts(total, by_type, by_status)

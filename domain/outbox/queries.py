@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, false, func, select, true
+from sqlalchemy import ColumnElement, Select, false, func, literal_column, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from domain.enums import NotificationStatus
 from domain.models import NOTIFICATIONS
 
 N = NOTIFICATIONS
@@ -29,6 +30,12 @@ def read_is(value: bool) -> ColumnElement[bool]:
 
 def is_unread() -> ColumnElement[bool]:
     return read_is(False)
+
+
+def status_is(status: NotificationStatus) -> ColumnElement[bool]:
+    """`status = 'FAILED'`, inlined for the same reason as `read_is`: the partial indexes on
+    status (idx_crm_notifications_failed, _pending, _due) match only a literal."""
+    return N.c.status == literal_column(f"'{NotificationStatus(status).value}'")
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.models import LEADS
 from domain.reporting.monitoring import (
     SourceConversion,
     StatusCount,
     conversion_by_source,
     status_distribution,
 )
+from domain.reporting.rollups import lead_tally
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,9 +28,11 @@ class LeadInsights:
 
 
 async def lead_insights(conn: AsyncConnection) -> LeadInsights:
-    average = (await conn.execute(select(func.avg(LEADS.c.lead_score)))).scalar_one()
+    """From the rollups (no scan of the leads at any size), as monitoring reads them."""
+    tally = await lead_tally(conn)
+    average = tally.score_sum / tally.total if tally.total else None
     return LeadInsights(
         None if average is None else round(float(average), 1),
-        await status_distribution(conn),
-        await conversion_by_source(conn),
+        status_distribution(tally),
+        conversion_by_source(tally),
     )

@@ -3,16 +3,15 @@ the conversion funnel and conversion rate per lead source."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
-from typing import Any
+from datetime import UTC, date, datetime, timedelta
 
 import msgspec
-from sqlalchemy import Date, case, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.enums import LeadStatus
-from domain.models import LEADS, utcnow
+from domain.models import utcnow
 from domain.outbox.queries import unread_by_target
+from domain.reporting.rollups import LeadTally, lead_tally, new_leads_per_day
 from domain.reporting.stats import conversion_rate
 from domain.rules import FUNNEL_STAGES
 
@@ -42,6 +41,8 @@ class SourceConversion(msgspec.Struct, rename="camel"):
 
 class Monitoring(msgspec.Struct, rename="camel"):
     days: int
+    # When the figures were read (they come from the rollups, exact at that moment).
+    as_of: datetime
     daily_new_leads: list[DailyCount]
     status_distribution: list[StatusCount]
     stale_unread_notifications: dict[str, int]
@@ -49,38 +50,23 @@ class Monitoring(msgspec.Struct, rename="camel"):
     conversion_by_source: list[SourceConversion]
 
 
-def _utc_day(conn: AsyncConnection, column: Any) -> Any:
-    """The UTC calendar day of a timestamp, whatever the session time zone."""
-    if conn.dialect.name == "postgresql":
-        return cast(func.timezone("UTC", column), Date)
-    return func.date(column)
-
-
 async def daily_new_leads(
     conn: AsyncConnection, days: int, now: datetime | None = None
 ) -> list[DailyCount]:
     """New leads per UTC day for the last `days` days, today included; empty days show 0."""
-    today = (now or utcnow()).date()
+    today = (now or utcnow()).astimezone(UTC).date()
     first = today - timedelta(days=days - 1)
-    day = _utc_day(conn, LEADS.c.created_at)
-    since = datetime(first.year, first.month, first.day, tzinfo=(now or utcnow()).tzinfo)
-    rows = await conn.execute(
-        select(day.label("day"), func.count()).where(LEADS.c.created_at >= since).group_by(day)
-    )
-    found = {(d if isinstance(d, date) else date.fromisoformat(d)): n for d, n in rows}
+    found = await new_leads_per_day(conn, first)
     return [
         DailyCount(first + timedelta(days=i), found.get(first + timedelta(days=i), 0))
         for i in range(days)
     ]
 
 
-async def status_distribution(conn: AsyncConnection) -> list[StatusCount]:
-    rows = await conn.execute(
-        select(LEADS.c.status, func.count().label("n"))
-        .group_by(LEADS.c.status)
-        .order_by(func.count().desc(), LEADS.c.status)
-    )
-    return [StatusCount(LeadStatus(s), n) for s, n in rows]
+def status_distribution(tally: LeadTally) -> list[StatusCount]:
+    counts = tally.count_by("status")
+    ordered = sorted(((n, s) for s, n in counts.items() if n), key=lambda x: (-x[0], x[1]))
+    return [StatusCount(LeadStatus(s), n) for n, s in ordered]
 
 
 async def stale_unread_notifications(
@@ -92,47 +78,38 @@ async def stale_unread_notifications(
     return {u.target_system: u.count for u in await unread_by_target(conn, older_than=cutoff)}
 
 
-async def conversion_funnel(conn: AsyncConnection) -> list[FunnelStage]:
-    counts = (
-        await conn.execute(
-            select(
-                *(
-                    func.coalesce(
-                        func.sum(case((LEADS.c.status.in_(list(statuses)), 1), else_=0)), 0
-                    )
-                    for _, statuses in FUNNEL_STAGES
-                )
-            )
-        )
-    ).one()
-    total = int(counts[0])
+def funnel_of(tally: LeadTally) -> list[FunnelStage]:
+    counts = [tally.in_statuses(statuses) for _, statuses in FUNNEL_STAGES]
+    total = counts[0]
     return [
-        FunnelStage(stage, int(n), conversion_rate(int(n), total))
+        FunnelStage(stage, n, conversion_rate(n, total))
         for (stage, _), n in zip(FUNNEL_STAGES, counts, strict=True)
     ]
 
 
-async def conversion_by_source(conn: AsyncConnection) -> list[SourceConversion]:
-    converted = func.coalesce(
-        func.sum(case((LEADS.c.status == LeadStatus.CONVERTED, 1), else_=0)), 0
-    )
-    rows = await conn.execute(
-        select(LEADS.c.source, func.count(), converted)
-        .group_by(LEADS.c.source)
-        .order_by(func.count().desc(), LEADS.c.source)
-    )
+async def conversion_funnel(conn: AsyncConnection) -> list[FunnelStage]:
+    return funnel_of(await lead_tally(conn))
+
+
+def conversion_by_source(tally: LeadTally) -> list[SourceConversion]:
+    totals = tally.count_by("source")
+    converted = tally.converted_by_source()
+    ordered = sorted(((t, s) for s, t in totals.items() if t), key=lambda x: (-x[0], x[1]))
     return [
-        SourceConversion(s, int(t), int(c), conversion_rate(int(c), int(t))) for s, t, c in rows
+        SourceConversion(s, t, converted[s], conversion_rate(converted[s], t)) for t, s in ordered
     ]
 
 
 async def monitoring(conn: AsyncConnection, days: int, stale_after: timedelta) -> Monitoring:
+    """Every figure from the rollups and the partial indexes: exact as of `as_of`."""
     now = utcnow()
+    tally = await lead_tally(conn)
     return Monitoring(
         days=days,
+        as_of=now,
         daily_new_leads=await daily_new_leads(conn, days, now),
-        status_distribution=await status_distribution(conn),
+        status_distribution=status_distribution(tally),
         stale_unread_notifications=await stale_unread_notifications(conn, stale_after, now),
-        funnel=await conversion_funnel(conn),
-        conversion_by_source=await conversion_by_source(conn),
+        funnel=funnel_of(tally),
+        conversion_by_source=conversion_by_source(tally),
     )

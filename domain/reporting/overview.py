@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from domain.enums import NotificationStatus, SubscriberStatus
 from domain.errors import IllegalTransition, NotFound
 from domain.leads.queries import LeadFilters, LeadPage, LeadSort, list_leads
-from domain.models import FORM_SUBMISSIONS, NOTIFICATIONS, SUBSCRIBERS
+from domain.models import FORM_SUBMISSIONS, NOTIFICATIONS, SUBSCRIBERS, utcnow
 from domain.outbox import delivery
-from domain.outbox.queries import read_is
+from domain.outbox.queries import read_is, status_is
 from domain.reporting.stats import crm_stats
 from infra.keyset import Keyset, paginate, parse_datetime
 
@@ -157,7 +157,7 @@ async def list_notifications(
     filters = filters or NotificationFilters()
     stmt = select(NOTIFICATIONS)
     if filters.status is not None:
-        stmt = stmt.where(n.status == filters.status)
+        stmt = stmt.where(status_is(filters.status))  # a literal: the partial indexes serve it
     if filters.target_system:
         stmt = stmt.where(n.target_system == filters.target_system)
     if filters.read is not None:
@@ -220,6 +220,8 @@ class CrmSyncStats(msgspec.Struct, rename="camel"):
     conversion_rate: float
     converted_leads: int
     failed_notifications: int
+    # When the figures were read: rollups and partial indexes, exact at that moment.
+    as_of: datetime
 
 
 class CrmSync(msgspec.Struct, rename="camel"):
@@ -249,6 +251,7 @@ async def stats_cards(conn: AsyncConnection) -> CrmSyncStats:
         conversion_rate=s.conversion_rate,
         converted_leads=s.converted_leads,
         failed_notifications=s.failed_notifications,
+        as_of=utcnow(),
     )
 
 

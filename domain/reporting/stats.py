@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.enums import LeadStatus, NotificationStatus, SubscriberStatus
-from domain.models import FORM_SUBMISSIONS, LEADS, NOTIFICATIONS, SUBSCRIBERS
-from domain.outbox.queries import is_unread, unread_by_target
+from domain.models import NOTIFICATIONS
+from domain.outbox.queries import is_unread, status_is, unread_by_target
+from domain.reporting.rollups import lead_tally, rows_per_status
 
 
 def conversion_rate(converted: int, total: int) -> float:
@@ -34,43 +35,37 @@ class CrmStats:
         return conversion_rate(self.converted_leads, self.total_leads)
 
 
+async def failed_by_target(conn: AsyncConnection) -> dict[str, int]:
+    """Dead-lettered notifications per target: an index-only count on
+    idx_crm_notifications_failed (it includes target_system and read)."""
+    n = NOTIFICATIONS.c
+    rows = await conn.execute(
+        select(n.target_system, func.count())
+        .where(status_is(NotificationStatus.FAILED), is_unread())
+        .group_by(n.target_system)
+    )
+    return {target: int(count) for target, count in rows}
+
+
 async def crm_stats(conn: AsyncConnection) -> CrmStats:
-    leads = (
-        await conn.execute(
-            select(
-                func.count(),
-                func.coalesce(
-                    func.sum(case((LEADS.c.status == LeadStatus.CONVERTED, 1), else_=0)), 0
-                ),
-                func.avg(LEADS.c.lead_score),
-            )
-        )
-    ).one()
-    forms = (await conn.execute(select(func.count()).select_from(FORM_SUBMISSIONS))).scalar_one()
-    subscribers = (
-        await conn.execute(
-            select(func.count()).where(SUBSCRIBERS.c.status == SubscriberStatus.SUBSCRIBED)
-        )
-    ).scalar_one()
-    # Dead-lettered rows are never read, so the unread index finds them too.
-    failed = {
-        target: int(n)
-        for target, n in await conn.execute(
-            select(NOTIFICATIONS.c.target_system, func.count())
-            .where(is_unread(), NOTIFICATIONS.c.status == NotificationStatus.FAILED)
-            .group_by(NOTIFICATIONS.c.target_system)
-        )
-    }
+    """The figures of the stat cards, without scanning a table: lead, form and subscriber
+    counts from the rollups (domain/reporting/rollups.py), notifications from the partial
+    indexes. Exact as of the reading transaction."""
+    tally = await lead_tally(conn)
+    forms = await rows_per_status(conn, "form_submissions")
+    subscribers = await rows_per_status(conn, "newsletter_subscribers")
+    failed = await failed_by_target(conn)
     by_target: dict[str, dict[str, int]] = {
         u.target_system: {"unread": u.count, "failed": failed.get(u.target_system, 0)}
         for u in await unread_by_target(conn)
     }
+    total = tally.total
     return CrmStats(
-        total_leads=int(leads[0]),
-        converted_leads=int(leads[1]),
-        average_lead_score=round(float(leads[2]), 2) if leads[2] is not None else None,
-        total_forms=int(forms),
-        total_subscribers=int(subscribers),
+        total_leads=total,
+        converted_leads=tally.in_statuses([LeadStatus.CONVERTED]),
+        average_lead_score=round(tally.score_sum / total, 2) if total else None,
+        total_forms=sum(forms.values()),
+        total_subscribers=subscribers.get(SubscriberStatus.SUBSCRIBED.value, 0),
         unread_notifications=sum(v["unread"] for v in by_target.values()),
         failed_notifications=sum(v["failed"] for v in by_target.values()),
         by_target=by_target,

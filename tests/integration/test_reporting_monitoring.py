@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from domain.models import utcnow
 from tests.conftest import rows
 from tests.integration.admin_support import (
     ADMIN_EMAIL,
@@ -71,7 +72,9 @@ def test_crm_sync_stats_match_hand_computed_figures(admin, engine):
     add_notification(engine, status="FAILED")
     add_notification(engine, status="DELIVERED", read=True)
     for method in ("GET", "POST"):
+        before = utcnow()
         body = admin.request(method, "/api/admin/crm-sync").json()
+        assert before <= datetime.fromisoformat(body["stats"].pop("asOf")) <= utcnow()
         assert body["stats"] == {
             "totalLeads": 6,
             "totalForms": 2,
