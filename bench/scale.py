@@ -402,7 +402,7 @@ async def repeat(work: Callable[[], Awaitable[Any]], n: int) -> list[float]:
 async def domain_runs(
     settings: Settings, sizes: Sizes, retention_days: float, sql_floor: str
 ) -> tuple[list[Timing], dict[str, Any]]:
-    db = Database(settings)
+    db = Database(settings, request_budget=False)
     engine = db.engine
     out: list[Timing] = []
     try:
@@ -503,7 +503,7 @@ async def domain_runs(
 
 
 async def make_admin(settings: Settings) -> None:
-    db = Database(settings)
+    db = Database(settings, request_budget=False)
     try:
         async with db.transaction() as conn:
             await create_admin(conn, ADMIN_EMAIL, ADMIN_PASSWORD, "Bench Admin")

@@ -40,13 +40,16 @@ DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
 RETRY_AFTER_SECONDS = 5
 
 
-def timeouts(settings: Settings) -> dict[str, Any]:
+def timeouts(settings: Settings, statements: bool = True) -> dict[str, Any]:
     """Connect arguments bounding every PostgreSQL call by CRM_DB_TIMEOUT (libpq's connect
-    timeout counts whole seconds, at least 2; statement_timeout is the server's own bound)."""
-    return {
-        "connect_timeout": max(2, math.ceil(settings.db_timeout)),
-        "options": f"-c statement_timeout={int(settings.db_timeout * 1000)}",
-    }
+    timeout counts whole seconds, at least 2; statement_timeout is the server's own bound).
+
+    `statements=False` for commands (CSV import and export, repairs): a request's budget is
+    no bound for a statement an operator started on a big table."""
+    args: dict[str, Any] = {"connect_timeout": max(2, math.ceil(settings.db_timeout))}
+    if statements:
+        args["options"] = f"-c statement_timeout={int(settings.db_timeout * 1000)}"
+    return args
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -74,10 +77,12 @@ def make_sync_engine(settings: Settings, **kw: Any) -> Engine:
 
 
 def with_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
-    """Run `work` on a fresh Database in its own event loop, and dispose of it (commands, tests)."""
+    """Run `work` on a fresh Database in its own event loop, and dispose of it (commands, tests).
+
+    No statement timeout: a command is not a request, and may rightly take long."""
 
     async def go() -> T:
-        db = Database(settings)
+        db = Database(settings, request_budget=False)
         try:
             return await work(db)
         finally:
@@ -99,14 +104,14 @@ class Database:
     every request succeeds again as soon as it is back: no stale connection outlives it.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, request_budget: bool = True) -> None:
         url = async_url(settings.database_url)
         self.is_postgres = url.startswith("postgresql")
         self._pool_size = settings.db_pool_size
         self._timeout = settings.db_timeout
         self._conninfo = ""
         if self.is_postgres:
-            self._connect_args = timeouts(settings)
+            self._connect_args = timeouts(settings, statements=request_budget)
             self.engine: AsyncEngine = create_async_engine(
                 url,
                 pool_size=settings.db_pool_size,
