@@ -1,0 +1,77 @@
+"""Wake-ups do not pile up while no worker runs, and a worker that starts delivers at once.
+
+Real API app (its wake-up thread publishes to Redis), real `crm worker` processes, real
+receiver, no beat: only wake-ups deliver. The "wake-up pending" flag (infra/wakeup_flag.py)
+lets at most one dispatch message wait in the Celery queue however many commits are made;
+the worker dispatches once at start-up, so a backlog needs no commit or sweep to start moving.
+"""
+
+from __future__ import annotations
+
+import time
+
+import redis
+
+from tests.conftest import REDIS_URL
+from tests.e2e.harness import wait_for
+
+FORMS = 2_000
+
+
+def _post_forms(client, n: int, prefix: str) -> None:  # type: ignore[no-untyped-def]
+    for i in range(n):
+        r = client.post(
+            "/api/forms/submit", json={"formType": "contact_us", "email": f"{prefix}{i}@w.io"}
+        )
+        assert r.status_code == 201, r.text
+
+
+def test_no_worker_leaves_one_wakeup_queued_and_a_late_worker_delivers_at_once(make_stack):
+    stack = make_stack(CRM_SWEEP_SECONDS="30")  # and no beat at all: only wake-ups deliver
+    broker = redis.Redis.from_url(f"{REDIS_URL}/0")
+    client = stack.client()
+    _post_forms(client, FORMS, "pile")
+    queued = broker.llen(stack.queue)
+    assert queued <= 1, f"{queued} dispatch messages wait for a worker that is not there"
+
+    started = time.monotonic()
+    stack.worker()
+    deliveries = stack.receiver.deliveries
+    wait_for(lambda: deliveries, 10, "the first webhook of the backlog")
+    assert deliveries[0].at - started < 1.5, deliveries[0].at - started
+    wait_for(lambda: len(set(stack.receiver.ids())) >= FORMS, 60, "the whole backlog")
+
+    # A fresh form once the backlog is out: delivered at wake-up latency, not behind old tasks.
+    for i in range(5):
+        sent = time.monotonic()
+        _post_forms(client, 1, f"fresh{i}-")
+        d = wait_for(
+            lambda i=i: next(
+                (x for x in list(deliveries) if x.json["data"]["email"] == f"fresh{i}-0@w.io"),
+                None,
+            ),
+            5,
+            "the fresh form's webhook",
+        )
+        assert d.at - sent < 0.5, d.at - sent
+
+
+def test_a_worker_started_with_a_backlog_and_no_wakeup_delivers_within_1_5_s(make_stack):
+    stack = make_stack(CRM_SWEEP_SECONDS="30")
+    client = stack.client()
+    _post_forms(client, 50, "backlog")
+    # The wake-up those commits published expired or was lost: only the worker's own start-up
+    # dispatch can move the backlog.
+    redis.Redis.from_url(f"{REDIS_URL}/0").delete(stack.queue)
+
+    started = time.monotonic()
+    stack.worker()
+    deliveries = stack.receiver.deliveries
+    wait_for(lambda: deliveries, 10, "the first webhook of the backlog")
+    assert deliveries[0].at - started < 1.5, (
+        deliveries[0].at - started,
+        started,
+        time.time() - time.monotonic(),
+        stack.procs[0].log()[-2500:],
+    )
+    wait_for(lambda: len(set(stack.receiver.ids())) >= 50, 30, "the whole backlog")
