@@ -9,9 +9,12 @@ the worker dispatches once at start-up, so a backlog needs no commit or sweep to
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import redis
+from litestar.testing import TestClient
 
+from api.app import create_app
 from tests.conftest import REDIS_URL
 from tests.e2e.harness import wait_for
 
@@ -58,20 +61,22 @@ def test_no_worker_leaves_one_wakeup_queued_and_a_late_worker_delivers_at_once(m
 
 def test_a_worker_started_with_a_backlog_and_no_wakeup_delivers_within_1_5_s(make_stack):
     stack = make_stack(CRM_SWEEP_SECONDS="30")
-    client = stack.client()
-    _post_forms(client, 50, "backlog")
-    # The wake-up those commits published expired or was lost: only the worker's own start-up
-    # dispatch can move the backlog.
-    redis.Redis.from_url(f"{REDIS_URL}/0").delete(stack.queue)
+    # The backlog's wake-ups go to another queue: as if they had expired or been lost, only the
+    # worker's own start-up dispatch can move the backlog.
+    elsewhere = f"{stack.queue}-elsewhere"
+    with TestClient(app=create_app(replace(stack.settings, celery_queue=elsewhere))) as client:
+        _post_forms(client, 50, "backlog")
+    broker = redis.Redis.from_url(f"{REDIS_URL}/0")
+    broker.delete(elsewhere, f"crm-wakeup-pending:{elsewhere}")
+    assert broker.llen(stack.queue) == 0
 
     started = time.monotonic()
     stack.worker()
+    ready = time.monotonic()  # within 20 ms of the worker's "ready." line
     deliveries = stack.receiver.deliveries
     wait_for(lambda: deliveries, 10, "the first webhook of the backlog")
-    assert deliveries[0].at - started < 1.5, (
-        deliveries[0].at - started,
-        started,
-        time.time() - time.monotonic(),
-        stack.procs[0].log()[-2500:],
-    )
+    # What the worker does once it runs (its start-up dispatch), then the whole budget from
+    # process start: Python and Celery boot take most of it on a loaded machine.
+    assert deliveries[0].at - ready < 0.5, deliveries[0].at - ready
+    assert deliveries[0].at - started < 1.5, (deliveries[0].at - started, ready - started)
     wait_for(lambda: len(set(stack.receiver.ids())) >= 50, 30, "the whole backlog")
