@@ -7,8 +7,9 @@ wake-up. So wake-ups never pile up while no worker runs (one message waits, howe
 come), and none is lost. The flag expires with the message (`expires=`), so a lost message or a
 dead worker never blocks wake-ups longer than `PENDING_SECONDS`.
 
-It lives in Redis: the broker's when the broker is Redis, else CRM_RATE_LIMIT_REDIS_URL's. Without
-either (the embedded SQLite broker) there is no flag and the API falls back to coalescing in time.
+It lives in the broker's Redis, next to the queue it describes, so the API and every worker
+always agree on where it is. With another broker (the embedded SQLite one, RabbitMQ) there is no
+flag and the API falls back to coalescing in time.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ PENDING_SECONDS = 30
 def flag_redis_url(settings: Settings) -> str | None:
     if settings.broker_url.startswith(("redis://", "rediss://")):
         return settings.broker_url
-    return settings.rate_limit_redis_url
+    return None
 
 
 class WakeupFlag:
