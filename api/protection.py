@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -102,54 +103,106 @@ class Verdict:
     reset: int  # seconds until the window ends
 
 
+# One round trip for a whole batch: each key gets its batch's hits and, once, its expiry.
+_COUNT_BATCH = """
+local ttl = tonumber(ARGV[#ARGV])
+local totals = {}
+for i, key in ipairs(KEYS) do
+    totals[i] = redis.call('INCRBY', key, ARGV[i])
+    if totals[i] == tonumber(ARGV[i]) then redis.call('EXPIRE', key, ttl) end
+end
+return totals
+"""
+
+
 class FixedWindowLimiter:
-    """N requests per client per window: one Redis round trip per request, shared by every API
-    process, and this process's memory while Redis is down (submissions never fail on it).
+    """N requests per client per window, counted exactly in Redis and shared by every API
+    process; this process's memory while Redis is down (submissions never fail on it).
+
+    The hits of a process are batched (group commit for counters): while one round trip is in
+    flight, the hits that arrive wait, then go in the next one as a single INCRBY per client
+    (one Lua script for every client of the batch). The n hits of a batch take the ranks
+    total-n+1 .. total in arrival order, so each request gets the same answer as one INCR of
+    its own would have given: the count is exact, not a local estimate. A client this process
+    has seen over its limit is refused without a round trip until the window ends (a count
+    only grows within a window). One INCR + EXPIRE per request cost a third of the API's
+    throughput with the limiter on (bench/forms_submit.py --rate-limit).
 
     Chosen over Litestar's RateLimitMiddleware, which keeps each client's history as a list it
-    reads and writes back (two round trips) under one lock per process: every public POST of a
-    process waited on that lock, halving the API's throughput (bench/forms_submit.py
-    --rate-limit), and two processes could still overwrite each other's counts.
+    reads and writes back (two round trips) under one lock per process.
     """
 
     def __init__(self, limit: tuple[str, int], redis_url: str | None, namespace: str) -> None:
         unit, self.limit = limit
         self.window = WINDOW_SECONDS[unit]
         self.namespace = namespace
-        # Short timeouts: a dead Redis costs one request half a second, then memory takes over.
+        # Short timeouts: a dead Redis costs one batch half a second, then memory takes over.
         self._redis = (
             Redis.from_url(redis_url, socket_connect_timeout=0.5, socket_timeout=0.5)
             if redis_url
             else None
         )
+        self._script = self._redis.register_script(_COUNT_BATCH) if self._redis else None
         self._down_until = 0.0
         self._memory: dict[str, int] = {}
         self._memory_window = -1
+        self._over: set[str] = set()  # keys of this window seen over the limit
+        self._over_window = -1
+        self._waiting: dict[str, list[asyncio.Future[int]]] = {}
+        self._flusher: asyncio.Task[None] | None = None
 
     async def hit(self, client: str) -> Verdict:
         now = time.time()
         window = int(now // self.window)
-        count = await self._count(f"{self.namespace}:{client}:{window}", window)
         reset = max(1, math.ceil((window + 1) * self.window - now))
+        key = f"{self.namespace}:{client}:{window}"
+        if window != self._over_window:
+            self._over, self._over_window = set(), window
+        if key in self._over:
+            return Verdict(False, 0, reset)
+        count = await self._count(key)
+        if count > self.limit:
+            self._over.add(key)
         return Verdict(count <= self.limit, max(0, self.limit - count), reset)
 
-    async def _count(self, key: str, window: int) -> int:
-        if self._redis is not None and time.monotonic() >= self._down_until:
+    def _count(self, key: str) -> asyncio.Future[int]:
+        """This hit's rank in its client's window, once the batch it joins is counted."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(key, []).append(future)
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush())
+        return future
+
+    async def _flush(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, {}
+                totals = await self._totals({k: len(v) for k, v in batch.items()})
+                for futures, total in zip(batch.values(), totals, strict=True):
+                    for rank, future in enumerate(futures, start=total - len(futures) + 1):
+                        if not future.done():  # its request may have been cancelled
+                            future.set_result(rank)
+        finally:
+            self._flusher = None
+
+    async def _totals(self, hits: dict[str, int]) -> list[int]:
+        if self._script is not None and time.monotonic() >= self._down_until:
             try:
-                async with self._redis.pipeline(transaction=True) as pipe:
-                    pipe.incr(key)
-                    pipe.expire(key, self.window + 1, nx=True)
-                    count, _ = await pipe.execute()
-                return int(count)
+                totals = await self._script(keys=list(hits), args=[*hits.values(), self.window + 1])
+                return [int(t) for t in totals]
             except Exception as exc:
                 log.warning("rate-limit store unavailable (%s); using memory", type(exc).__name__)
                 self._down_until = time.monotonic() + 5.0
+        window = int(time.time() // self.window)
         if window != self._memory_window:
             self._memory, self._memory_window = {}, window
-        self._memory[key] = count = self._memory.get(key, 0) + 1
-        return count
+        for key, n in hits.items():
+            self._memory[key] = self._memory.get(key, 0) + n
+        return [self._memory[key] for key in hits]
 
     async def close(self) -> None:
+        if self._flusher is not None:
+            await asyncio.gather(self._flusher, return_exceptions=True)
         if self._redis is not None:
             await self._redis.aclose()
 

@@ -1,7 +1,11 @@
 """Best-effort wake-up of the dispatcher after a commit, off the request path.
 
-A daemon thread publishes one dispatch task per burst of commits. If the broker is down the
-request never waits: the rows are committed, and the beat sweep delivers them later.
+A daemon thread publishes a dispatch task at once after a commit, unless one is already pending
+(infra/wakeup_flag.py: a Redis `SET NX EX` the dispatch task clears when it starts). Commits
+made while one is pending ride on it, so under load one dispatch claims a batch, nothing waits
+for a coalescing window, and while no worker runs at most one wake-up waits in the broker. If
+the broker is down the request never waits: the rows are committed, and the beat sweep
+delivers them later.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from celery import Celery
 from domain.outbox.rows import DISPATCH_TASK
 from infra.broker import register_transports
 from infra.settings import Settings
+from infra.wakeup_flag import PENDING_SECONDS, WakeupFlag
 
 log = logging.getLogger("crm.wakeup")
 
@@ -29,6 +34,8 @@ class Waker:
             broker_connection_timeout=1,
             broker_connection_max_retries=0,
         )
+        self._flag = WakeupFlag.from_settings(settings)
+        # Without a flag (no Redis: the embedded broker), repeats are coalesced in time instead.
         self.coalesce_seconds = 0.02
         self._pending = threading.Event()
         self._stopped = False
@@ -46,10 +53,7 @@ class Waker:
             if self._stopped:
                 return
             try:
-                self._celery.send_task(DISPATCH_TASK, queue=self._queue, retry=False, expires=30)
-                # Commits of the next few milliseconds ride on this wake-up: under load one
-                # dispatch then claims a batch instead of a row per task.
-                time.sleep(self.coalesce_seconds)
+                self._wake()
             except Exception as exc:  # broker down: the sweep is the safety net
                 now = time.monotonic()
                 if now - self._last_warning > 30:
@@ -60,7 +64,34 @@ class Waker:
                     self._last_warning = now
                 time.sleep(0.5)
 
+    def _wake(self) -> None:
+        if self._flag is not None:
+            try:
+                pending = not self._flag.claim()
+            except Exception:
+                pending = False  # the flag's Redis is down: wake, coalescing in time
+            else:
+                if pending:
+                    return  # that dispatch has not started yet: it will claim this commit's rows
+                try:
+                    self._publish()
+                except Exception:
+                    self._flag.clear()  # nothing was published: the next commit tries again
+                    raise
+                return
+        self._publish()
+        # Commits of the next few milliseconds ride on this wake-up.
+        time.sleep(self.coalesce_seconds)
+
+    def _publish(self) -> None:
+        # Expires with the flag: a wake-up that waited that long is stale (the sweep ran).
+        self._celery.send_task(
+            DISPATCH_TASK, queue=self._queue, retry=False, expires=PENDING_SECONDS
+        )
+
     def close(self) -> None:
         self._stopped = True
         self._pending.set()
         self._thread.join(timeout=2)
+        if self._flag is not None:
+            self._flag.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from celery.signals import worker_init, worker_process_init
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.customers.links import repair_links
@@ -20,6 +21,7 @@ from domain.outbox.retention import purge_expired
 from domain.quotes.expiry import EXPIRY_BATCH, expire_quotes
 from domain.reporting.snapshots import take_snapshot
 from infra.logs import get_logger
+from infra.wakeup_flag import PENDING_SECONDS
 from worker import runtime, shutdown
 from worker.alerts import send_alert
 from worker.celery_app import (
@@ -41,10 +43,28 @@ log = get_logger("crm.tasks")
 def dispatch() -> dict[str, int]:
     """Claim and deliver due notifications until none is due or the time budget is spent."""
     shutdown.install()
+    if (flag := runtime.wakeup_flag(settings)) is not None:
+        flag.clear()  # before the claim: a commit from now on publishes a wake-up of its own
     d = runtime.dispatcher(settings)
     with summarized_dispatch(), shutdown.finishing_batches():
         report = d.run()
     return {"claimed": report.claimed, "delivered": report.delivered, "retried": report.retried}
+
+
+@worker_init.connect
+def _dispatch_at_start(sender: Any, **_: Any) -> None:
+    """A worker that starts with a backlog delivers it at once, not at the next commit or sweep
+    (a wake-up published while no worker ran may have expired): published before the consumer
+    starts, so it is the first message it takes."""
+    try:
+        app.send_task(DISPATCH, queue=settings.celery_queue, expires=PENDING_SECONDS, retry=False)
+    except Exception as exc:  # the broker is down: the worker waits for it anyway
+        log.warning("start-up dispatch not published", error=type(exc).__name__)
+
+
+@worker_process_init.connect
+def _warm(**_: Any) -> None:
+    runtime.warm(settings)  # after runtime's own reset (connected first, on import)
 
 
 @app.task(name=STATS)
