@@ -114,6 +114,9 @@ def _unneutralised(value: str) -> str:
 def _check_characters(raw: dict[str, str]) -> None:
     """PostgreSQL text holds no NUL, and undecodable bytes are no text: the row is refused
     (naming the column, never echoing the value) rather than altered."""
+    joined = "".join(raw.values())  # one look at the whole row first: most rows are clean
+    if "\x00" not in joined and _UNDECODABLE.search(joined) is None:
+        return
     for key, value in raw.items():
         column = COLUMNS.get(key, key)
         if "\x00" in value:
