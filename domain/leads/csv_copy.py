@@ -217,7 +217,8 @@ WITH routing AS (
     FROM leads_import s
     WHERE NOT EXISTS (SELECT 1 FROM leads l WHERE l.email = s.email AND l.source = s.source)
     ORDER BY s.line
-    RETURNING *
+    RETURNING id, email, name, company_name, phone, type, source, status, lead_score,
+              assigned_to, custom_fields
 ), notes AS (
     INSERT INTO crm_notifications (id, type, target_system, priority, data, read, created_at,
                                    status, attempts, next_attempt_at)
