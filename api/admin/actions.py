@@ -21,7 +21,8 @@ from api.admin.params import AdminRequest
 from api.transaction import Conn
 from domain.enums import LeadStatus
 from domain.errors import DomainError
-from domain.leads.csv_io import BadFile, import_leads, read_csv
+from domain.leads.csv_copy import copy_import_leads
+from domain.leads.csv_io import BadFile, read_csv
 from domain.leads.lifecycle import UpdateLead, convert_lead, update_lead
 from domain.reporting.overview import replay_notification
 
@@ -123,7 +124,8 @@ class DashboardActionsController(Controller):
             rows = list(read_csv(stream))
         except BadFile as exc:
             raise DomainError(f"{data.file.filename}: {exc}", field="file") from exc
-        report = await import_leads(conn, rows, request.user.email, directory.routes(state))
+        routes = directory.routes(state)
+        report = await copy_import_leads(conn, rows, request.user.email, routes)
         return Template(
             "admin/import.html",
             context={"report": report, "filename": data.file.filename, "user": request.user},

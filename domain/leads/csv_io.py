@@ -114,6 +114,9 @@ def _unneutralised(value: str) -> str:
 def _check_characters(raw: dict[str, str]) -> None:
     """PostgreSQL text holds no NUL, and undecodable bytes are no text: the row is refused
     (naming the column, never echoing the value) rather than altered."""
+    joined = "".join(raw.values())  # one look at the whole row first: most rows are clean
+    if "\x00" not in joined and _UNDECODABLE.search(joined) is None:
+        return
     for key, value in raw.items():
         column = COLUMNS.get(key, key)
         if "\x00" in value:
@@ -261,50 +264,66 @@ def _reason(exc: sqlalchemy.exc.DBAPIError) -> str:
     return getattr(diag, "message_primary", None) or type(exc.orig).__name__
 
 
-async def import_leads(
-    conn: AsyncConnection,
-    rows: Iterable[tuple[int, dict[str, str]]],
-    actor: str,
-    routes: Iterable[Route],
-    batch_size: int = BATCH_SIZE,
-    progress: Callable[[int], None] | None = None,
-) -> ImportReport:
-    routes = tuple(routes)
-    fields = await list_fields(conn, CustomFieldEntity.LEAD)
-    report = ImportReport()
-    first_line: dict[tuple[str, str], int] = {}
-    batch: list[tuple[int, ImportLead]] = []
+class BatchWriter:
+    """Writes validated leads in batches, each in a savepoint: a batch the database refuses is
+    written again row by row, and each row it refuses is reported (the old path; also the
+    COPY path's fallback when its one set-based insert is refused)."""
 
-    async def flush() -> None:
-        if batch:
-            try:
-                async with conn.begin_nested():  # a savepoint: a refused batch undoes itself
-                    imported = await _write_batch(conn, batch, actor, routes)
-                refused = 0
-            except sqlalchemy.exc.DBAPIError as exc:
-                if isinstance(exc, DATABASE_UNAVAILABLE):
-                    raise  # the database, not a row, failed: stop; the caller rolls back
-                imported, refused = await write_each()
-            report.imported += imported
-            report.existing += len(batch) - imported - refused
-            if progress is not None:
-                progress(len(batch))
-            batch.clear()
+    def __init__(
+        self,
+        conn: AsyncConnection,
+        actor: str,
+        routes: Iterable[Route],
+        report: ImportReport,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self.conn, self.actor, self.routes = conn, actor, tuple(routes)
+        self.report, self.progress = report, progress
 
-    async def write_each() -> tuple[int, int]:
+    async def write(self, batch: list[tuple[int, ImportLead]]) -> None:
+        if not batch:
+            return
+        try:
+            async with self.conn.begin_nested():  # a savepoint: a refused batch undoes itself
+                imported = await _write_batch(self.conn, batch, self.actor, self.routes)
+            refused = 0
+        except sqlalchemy.exc.DBAPIError as exc:
+            if isinstance(exc, DATABASE_UNAVAILABLE):
+                raise  # the database, not a row, failed: stop; the caller rolls back
+            imported, refused = await self._write_each(batch)
+        self.report.imported += imported
+        self.report.existing += len(batch) - imported - refused
+        if self.progress is not None:
+            self.progress(len(batch))
+
+    async def _write_each(self, batch: list[tuple[int, ImportLead]]) -> tuple[int, int]:
         """A batch the database refused: each row alone, reporting the ones it refuses."""
         imported = refused = 0
         for line, lead in batch:
             try:
-                async with conn.begin_nested():
-                    imported += await _write_batch(conn, [(line, lead)], actor, routes)
+                async with self.conn.begin_nested():
+                    imported += await _write_batch(
+                        self.conn, [(line, lead)], self.actor, self.routes
+                    )
             except sqlalchemy.exc.DBAPIError as exc:
                 if isinstance(exc, DATABASE_UNAVAILABLE):
                     raise
-                report.errors.append(RowError(line, f"refused by the database: {_reason(exc)}"))
+                self.report.errors.append(
+                    RowError(line, f"refused by the database: {_reason(exc)}")
+                )
                 refused += 1
         return imported, refused
 
+
+def validated_rows(
+    rows: Iterable[tuple[int, dict[str, str]]],
+    fields: list[FieldDefinition],
+    report: ImportReport,
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[tuple[int, ImportLead]]:
+    """The good rows of a file as leads, each once: every bad row and every repeat of an
+    (email, source) pair already seen in the file goes to `report.errors` instead."""
+    first_line: dict[tuple[str, str], int] = {}
     for line, raw in rows:
         report.rows += 1
         try:
@@ -324,10 +343,28 @@ async def import_leads(
             )
             continue
         first_line[key] = line
-        batch.append((line, lead))
+        yield line, lead
+
+
+async def import_leads(
+    conn: AsyncConnection,
+    rows: Iterable[tuple[int, dict[str, str]]],
+    actor: str,
+    routes: Iterable[Route],
+    batch_size: int = BATCH_SIZE,
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """The row-by-row path (SQLite; PostgreSQL uses domain.leads.csv_copy)."""
+    fields = await list_fields(conn, CustomFieldEntity.LEAD)
+    report = ImportReport()
+    writer = BatchWriter(conn, actor, routes, report, progress)
+    batch: list[tuple[int, ImportLead]] = []
+    for item in validated_rows(rows, fields, report, progress):
+        batch.append(item)
         if len(batch) >= batch_size:
-            await flush()
-    await flush()
+            await writer.write(batch)
+            batch = []
+    await writer.write(batch)
     return report
 
 
