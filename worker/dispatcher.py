@@ -292,7 +292,7 @@ class Dispatcher:
             async with target_slots, self.slots:
                 if time.monotonic() + timeout > lease_ends:
                     return None  # another worker may claim it once the lease ends: not ours
-                if not guard.may_send(target):
+                if not await guard.may_send(target):
                     return None  # paused or breaker opened by an earlier answer: given back
                 started_at = utcnow()
                 headers = webhook_headers(keys, str(n.id), int(time.time()), body)
@@ -324,7 +324,7 @@ class Dispatcher:
         timeout = self.settings.delivery_timeout
         target_slots = self.guard.slots(target) or contextlib.nullcontext()
         async with target_slots, self.slots:
-            if time.monotonic() + timeout > lease_ends or not self.guard.may_send(target):
+            if time.monotonic() + timeout > lease_ends or not await self.guard.may_send(target):
                 return []  # given back unsent, as a webhook's
             started_at, now = utcnow(), int(time.time())
             outgoing = []

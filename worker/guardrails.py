@@ -66,6 +66,10 @@ class Admission:
     probe: bool = False
 
 
+# How stale another process's pause may be when a request is about to go out.
+SHARED_VIEW_TTL = 0.25
+
+
 class Guardrails:
     """Per worker process (one event loop): every destination's guardrails."""
 
@@ -84,6 +88,7 @@ class Guardrails:
         self._states: dict[str, TargetState] = {}
         self._states_at = -math.inf
         self._success_noted: dict[str, float] = {}
+        self._shared_seen: dict[str, tuple[float, Breaker]] = {}  # (monotonic read at, state)
 
     # ------------------------------------------------------------------ before a claim
 
@@ -154,10 +159,25 @@ class Guardrails:
 
     # ------------------------------------------------------------------ during a batch
 
-    def may_send(self, target: Target) -> bool:
-        """False once this process learned (from an answer) that the destination must wait."""
+    async def may_send(self, target: Target) -> bool:
+        """False once the destination must wait: learned from an answer of this process, or
+        from the shared state another process recorded (read at most every SHARED_VIEW_TTL),
+        so a pause started elsewhere also holds back the rows this process claimed before it."""
+        now = time.time()
         b = self._view.get(target.name)
-        return b is None or b.waits_until(time.time()) is None
+        if b is not None and b.waits_until(now) is not None:
+            return False
+        if self.shared is None or not self.shared.available:
+            return True
+        seen = self._shared_seen.get(target.name)
+        if seen is None or time.monotonic() - seen[0] >= SHARED_VIEW_TTL:
+            try:
+                seen = (time.monotonic(), await self._read_shared(target.name))
+            except RedisError:
+                self.shared.mark_down()
+                return True
+            self._shared_seen[target.name] = seen
+        return seen[1].waits_until(now) is None
 
     def observe(self, target: Target, result: AttemptResult) -> None:
         """Fold one answer into this process's view at once (the batch's other rows see it)."""
