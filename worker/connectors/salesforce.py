@@ -10,7 +10,8 @@
 - Required fields: `LastName` falls back to the name's last word(s), else the email's local
   part; `Company` to the company name, else "[not provided]".
 - Errors of the whole call are a list `[{"errorCode", "message"}]`: `REQUEST_LIMIT_EXCEEDED`
-  (the org's daily API limit) pauses the destination; other 4xx fail the batch for good.
+  (the org's daily API limit) pauses the destination (5 min, or the answer's Retry-After);
+  other 4xx fail the batch for good.
 """
 
 from __future__ import annotations
@@ -35,12 +36,14 @@ from worker.connectors.leads import (
     json_body,
     transport_error,
 )
+from worker.transport import parse_retry_after
 
 BATCH = 200  # sObject Collections' limit per request
 DEFAULT_API_VERSION = "v62.0"
 DEFAULT_EXTERNAL_ID = "CrmSync_Id__c"
 NO_COMPANY = "[not provided]"
-# The daily limit has no Retry-After: the destination waits this long before trying again.
+# Salesforce names no Retry-After for the daily limit: the destination waits this long, unless
+# the answer carries one (a gateway in front of the org, a test's fake), which is honoured.
 LIMIT_PAUSE = 300.0
 TRANSIENT_CODES = frozenset(
     {"UNABLE_TO_LOCK_ROW", "REQUEST_RUNNING_TOO_LONG", "SERVER_UNAVAILABLE"}
@@ -202,7 +205,7 @@ class SalesforceConnector(HttpConnector):
                 took,
                 status=status,
                 error=error,
-                retry_after=LIMIT_PAUSE,
+                retry_after=parse_retry_after(resp.headers.get("Retry-After")) or LIMIT_PAUSE,
                 pause=True,
                 response_excerpt=excerpt(resp),
             )
