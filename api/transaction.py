@@ -1,7 +1,8 @@
 """The one transaction boundary of the API, and the one hook that runs after a commit.
 
-Every handler that touches the database takes `conn` (or, to open it only when needed,
-`transaction`), both provided here and registered once in api/app.py. The request's use case
+Every handler that touches the database takes `conn`, provided here and registered once in
+api/app.py (the form route, the hot path, enters `unit_of_work` itself only when a post
+carries an Idempotency-Key). The request's use case
 runs in one transaction that commits when the handler returns and rolls back when it raises
 (Litestar throws the exception into the generator). Nothing below commits halfway: polar's
 `get_db_session`, cosmicpython's unit of work.
@@ -14,8 +15,8 @@ The form fast path commits without a SQLAlchemy transaction (group commit) and c
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable
-from contextlib import AsyncExitStack
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, TypeAlias
 
 from litestar.datastructures import State
@@ -60,8 +61,11 @@ class Transaction:
         return self._conn is not None and bool(self._conn.info.pop(OUTBOX_WRITTEN, False))
 
 
-async def provide_transaction(state: State) -> AsyncGenerator[Transaction, None]:
-    """Commit on success, roll back on error; then, once committed, the after-commit hook."""
+@asynccontextmanager
+async def unit_of_work(state: State) -> AsyncIterator[Transaction]:
+    """The boundary itself: commit on success, roll back on error; then, once committed, the
+    after-commit hook. Handlers get it through the `transaction`/`conn` dependencies; the one
+    exception is the form route, see `submit_form` in api/public.py."""
     async with AsyncExitStack() as stack:
         transaction = Transaction(state.db, stack)
         try:
@@ -73,13 +77,17 @@ async def provide_transaction(state: State) -> AsyncGenerator[Transaction, None]
         after_commit(state)
 
 
+async def provide_transaction(state: State) -> AsyncGenerator[Transaction, None]:
+    async with unit_of_work(state) as transaction:
+        yield transaction
+
+
 async def provide_connection(transaction: NamedDependency[Transaction]) -> AsyncConnection:
     return await transaction.connection()
 
 
-# What a handler declares: `conn: Conn` (most), `transaction: Tx` (opened only when needed).
+# What a handler declares: `conn: Conn`.
 Conn: TypeAlias = NamedDependency[AsyncConnection]
-Tx: TypeAlias = NamedDependency[Transaction]
 
 
 DEPENDENCIES: dict[str, Any] = {
