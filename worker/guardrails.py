@@ -89,6 +89,7 @@ class Guardrails:
         self._states_at = -math.inf
         self._success_noted: dict[str, float] = {}
         self._shared_seen: dict[str, tuple[float, Breaker]] = {}  # (monotonic read at, state)
+        self._shared_reading: dict[str, asyncio.Future[tuple[float, Breaker] | None]] = {}
 
     # ------------------------------------------------------------------ before a claim
 
@@ -162,22 +163,40 @@ class Guardrails:
     async def may_send(self, target: Target) -> bool:
         """False once the destination must wait: learned from an answer of this process, or
         from the shared state another process recorded (read at most every SHARED_VIEW_TTL),
-        so a pause started elsewhere also holds back the rows this process claimed before it."""
+        so a pause started elsewhere also holds back the rows this process claimed before it.
+
+        Concurrent callers share one read (a future), and wake in the order they asked, so
+        the lanes' requests still leave in claim (priority) order."""
         now = time.time()
         b = self._view.get(target.name)
         if b is not None and b.waits_until(now) is not None:
             return False
         if self.shared is None or not self.shared.available:
             return True
-        seen = self._shared_seen.get(target.name)
+        name = target.name
+        seen = self._shared_seen.get(name)
         if seen is None or time.monotonic() - seen[0] >= SHARED_VIEW_TTL:
-            try:
-                seen = (time.monotonic(), await self._read_shared(target.name))
-            except RedisError:
-                self.shared.mark_down()
-                return True
-            self._shared_seen[target.name] = seen
+            reading = self._shared_reading.get(name)
+            if reading is None:
+                reading = self._shared_reading[name] = asyncio.ensure_future(
+                    self._read_shared_view(name)
+                )
+            seen = await asyncio.shield(reading)
+            if seen is None:
+                return True  # Redis unreadable: this process's own view decides
         return seen[1].waits_until(now) is None
+
+    async def _read_shared_view(self, name: str) -> tuple[float, Breaker] | None:
+        try:
+            seen = (time.monotonic(), await self._read_shared(name))
+        except RedisError:
+            assert self.shared is not None
+            self.shared.mark_down()
+            return None
+        finally:
+            self._shared_reading.pop(name, None)
+        self._shared_seen[name] = seen
+        return seen
 
     def observe(self, target: Target, result: AttemptResult) -> None:
         """Fold one answer into this process's view at once (the batch's other rows see it)."""
