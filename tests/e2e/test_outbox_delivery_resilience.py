@@ -63,7 +63,9 @@ def test_high_priority_goes_first(make_stack, engine):
             "(gen_random_uuid(), 'NEW_LEAD', 'BZION_HUB', 'NORMAL', '{\"p\": \"NORMAL\"}', false, now() - interval '2 min', 'PENDING', 0, now()),"
             "(gen_random_uuid(), 'NEW_LEAD', 'BZION_HUB', 'HIGH', '{\"p\": \"HIGH\"}', false, now() - interval '1 min', 'PENDING', 0, now())"
         )
-    stack = make_stack(CRM_BATCH_SIZE="1")
+    # One row a claim and one request in flight: the arrival order is the claim order (with
+    # more in flight, a second lane's first request may connect and land before the first's).
+    stack = make_stack(CRM_BATCH_SIZE="1", CRM_MAX_IN_FLIGHT="1")
     stack.worker(concurrency=1)
     stack.client().post("/api/newsletter-subscribe", json={"email": "wake@up.io"})  # wakes it
     wait_for(lambda: count(engine, "crm_notifications", "read") == 4, 20, "all delivered")
