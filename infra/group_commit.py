@@ -136,8 +136,9 @@ class GroupCommit:
     def _statement(self, group: list[Writes]) -> OneStatement | None:
         """The group's rows, table by table in the order of the first submission."""
         tables: dict[Table, list[dict[str, Any]]] = {}
+        shape = [t for t, rows in group[0] if rows]
         for writes in group:
-            if [t for t, rows in writes if rows] != [t for t, rows in group[0] if rows]:
+            if [t for t, rows in writes if rows] != shape:
                 return None  # submissions of different shapes: each alone
             for table, rows in writes:
                 tables.setdefault(table, []).extend(rows)

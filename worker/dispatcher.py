@@ -53,7 +53,7 @@ from infra.settings import Secret, Settings, Target, async_url
 from infra.webhooks import secret_key, webhook_headers
 from worker.alerts import send_alert
 from worker.connectors import Connectors
-from worker.connectors.base import Outcome, Outgoing, Sent
+from worker.connectors.base import Outcome, Outgoing, Sent, describe_error, elapsed_ms
 from worker.guardrails import Guardrails
 from worker.metrics import observe_recorded
 from worker.transport import new_session, post
@@ -295,9 +295,7 @@ class Dispatcher:
                 if not await guard.may_send(target):
                     return None  # paused or breaker opened by an earlier answer: given back
                 started_at = utcnow()
-                headers = webhook_headers(keys, str(n.id), int(time.time()), body)
-                if n.request_id:
-                    headers["x-request-id"] = n.request_id
+                headers = _signed_headers(keys, n, body, int(time.time()))
                 reply = await post(self.session, url, body, headers, timeout, self.egress_allow)
             result = AttemptResult(
                 n,
@@ -330,10 +328,7 @@ class Dispatcher:
             outgoing = []
             for n in batch:
                 body = msgspec.json.encode(n.payload())
-                headers = webhook_headers(keys, str(n.id), now, body)
-                if n.request_id:
-                    headers["x-request-id"] = n.request_id
-                outgoing.append(Outgoing(n, body, headers))
+                outgoing.append(Outgoing(n, body, _signed_headers(keys, n, body, now)))
             began = time.perf_counter()
             try:
                 await self._check_egress(target)
@@ -348,7 +343,7 @@ class Dispatcher:
                 sent = [_lost(n, "timeout", began) for n in batch]
             except Exception as exc:  # a connector bug or a client error it did not map
                 log.exception("%s connector failed on %s", target.kind, target.name)
-                sent = [_lost(n, f"{type(exc).__name__}: {exc}", began) for n in batch]
+                sent = [_lost(n, describe_error(exc), began) for n in batch]
         by_id = {c.id: c for c in batch}
         results = [
             AttemptResult(
@@ -421,7 +416,15 @@ class Dispatcher:
 
 
 def _lost(n: Claimed, error: str, began: float) -> Sent:
-    return Sent(n.id, Outcome.RETRY, (time.perf_counter() - began) * 1000.0, error=error)
+    return Sent(n.id, Outcome.RETRY, elapsed_ms(began), error=error)
+
+
+def _signed_headers(keys: list[bytes], n: Claimed, body: bytes, now: int) -> dict[str, str]:
+    """The Standard Webhooks headers every kind carries, and the request id to follow it by."""
+    headers = webhook_headers(keys, str(n.id), now, body)
+    if n.request_id:
+        headers["x-request-id"] = n.request_id
+    return headers
 
 
 def _add(report: DrainReport, batch: Sequence[Claimed], recorded: Recorded) -> None:

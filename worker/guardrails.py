@@ -102,6 +102,7 @@ class Guardrails:
             return Admission(False)
         b = await self._shared_or_local(self._read_shared(name), lambda: self._local(name))
         self._view[name] = b
+        self._shared_seen[name] = (time.monotonic(), b)  # the batch's first may_send reuses it
         breaker = b.state(now)
         TARGET_BREAKER_OPEN.labels(name).set(0 if breaker is BreakerState.CLOSED else 1)
         if b.waits_until(now) is not None:

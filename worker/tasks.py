@@ -102,9 +102,10 @@ def expire_due_quotes() -> int:
     """Expire open quotes past validUntil (or CRM_QUOTE_EXPIRE_DAYS when never priced), a batch
     per transaction until a batch comes back short."""
     total = 0
+    directory = Directory(settings)  # env + registry, loaded once for the whole run
 
     async def batch(conn: AsyncConnection) -> int:
-        routes = (await Directory(settings).refresh(conn)).routes  # env + registry
+        routes = (await directory.current(conn.engine)).routes
         return await expire_quotes(conn, utcnow(), settings.quote_expire_after, routes)
 
     while True:

@@ -17,13 +17,13 @@ from litestar.response import Redirect, Template
 from api import directory
 from api.admin.auth import admin_only
 from api.admin.dashboard_support import back_to, flash, on_refused_action
+from api.admin.lead_actions import assign_lead, convert_lead_action, move_lead
 from api.admin.params import AdminRequest
 from api.transaction import Conn
 from domain.enums import LeadStatus
 from domain.errors import DomainError
 from domain.leads.csv_copy import copy_import_leads
 from domain.leads.csv_io import BadFile, read_csv
-from domain.leads.lifecycle import UpdateLead, convert_lead, update_lead
 from domain.reporting.overview import replay_notification
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
@@ -62,9 +62,7 @@ class DashboardActionsController(Controller):
         lead_id: FromPath[uuid.UUID],
         data: URLEncodedBody[StatusForm],
     ) -> Redirect:
-        actor, routes = request.user.email, directory.routes(state)
-        lead = await update_lead(conn, lead_id, UpdateLead(status=data.status), actor, routes)
-        flash(request, "ok", f"{lead.email} is now {lead.status.value}.")
+        await move_lead(request, state, conn, lead_id, data.status)
         return Redirect(back_to(data.next))
 
     @post("/leads/{lead_id:uuid}/assign", status_code=303)
@@ -76,11 +74,7 @@ class DashboardActionsController(Controller):
         lead_id: FromPath[uuid.UUID],
         data: URLEncodedBody[AssignForm],
     ) -> Redirect:
-        actor, routes = request.user.email, directory.routes(state)
-        cmd = UpdateLead(assigned_to=data.assigned_to.strip() or None)
-        lead = await update_lead(conn, lead_id, cmd, actor, routes)
-        who = lead.assigned_to or "nobody"
-        flash(request, "ok", f"{lead.email} is assigned to {who}.")
+        await assign_lead(request, state, conn, lead_id, data.assigned_to)
         return Redirect(back_to(data.next))
 
     @post("/leads/{lead_id:uuid}/convert", status_code=303)
@@ -92,10 +86,7 @@ class DashboardActionsController(Controller):
         lead_id: FromPath[uuid.UUID],
         data: URLEncodedBody[BackForm],
     ) -> Redirect:
-        actor, routes = request.user.email, directory.routes(state)
-        done = await convert_lead(conn, lead_id, actor, routes)
-        how = "a new customer" if done.customer_created else "the existing customer"
-        flash(request, "ok", f"{done.lead.email} converted to {how}.")
+        await convert_lead_action(request, state, conn, lead_id)
         return Redirect(back_to(data.next))
 
     @post("/notifications/{notification_id:uuid}/replay", status_code=303)

@@ -15,9 +15,8 @@ from litestar.datastructures import State
 from litestar.params import FromPath, URLEncodedBody
 from litestar.response import Redirect, Template
 
-from api import directory
 from api.admin.auth import staff_only
-from api.admin.dashboard_support import flash
+from api.admin.lead_actions import assign_lead, convert_lead_action, move_lead
 from api.admin.page_kit import PAGE_EXCEPTIONS, render
 from api.admin.params import AdminRequest
 from api.transaction import Conn
@@ -25,7 +24,6 @@ from domain.custom_fields.definitions import list_fields
 from domain.customers.queries import CustomerFilters, list_customers
 from domain.enums import CustomFieldEntity, LeadStatus
 from domain.leads.audit import lead_history
-from domain.leads.lifecycle import UpdateLead, convert_lead, update_lead
 from domain.leads.notifications import lead_notifications
 from domain.leads.queries import get_lead
 
@@ -76,9 +74,7 @@ class LeadPagesController(Controller):
         lead_id: FromPath[uuid.UUID],
         data: URLEncodedBody[MoveForm],
     ) -> Redirect:
-        cmd = UpdateLead(status=data.status)
-        lead = await update_lead(conn, lead_id, cmd, request.user.email, directory.routes(state))
-        flash(request, "ok", f"{lead.email} is now {lead.status.value}.")
+        await move_lead(request, state, conn, lead_id, data.status)
         return Redirect(_lead_page(lead_id), status_code=303)
 
     @post("/{lead_id:uuid}/assign", status_code=303)
@@ -90,16 +86,12 @@ class LeadPagesController(Controller):
         lead_id: FromPath[uuid.UUID],
         data: URLEncodedBody[AssignForm],
     ) -> Redirect:
-        cmd = UpdateLead(assigned_to=data.assigned_to.strip() or None)
-        lead = await update_lead(conn, lead_id, cmd, request.user.email, directory.routes(state))
-        flash(request, "ok", f"{lead.email} is assigned to {lead.assigned_to or 'nobody'}.")
+        await assign_lead(request, state, conn, lead_id, data.assigned_to)
         return Redirect(_lead_page(lead_id), status_code=303)
 
     @post("/{lead_id:uuid}/convert", status_code=303)
     async def convert(
         self, request: AdminRequest, state: State, conn: Conn, lead_id: FromPath[uuid.UUID]
     ) -> Redirect:
-        done = await convert_lead(conn, lead_id, request.user.email, directory.routes(state))
-        how = "a new customer" if done.customer_created else "the existing customer"
-        flash(request, "ok", f"{done.lead.email} converted to {how}.")
+        await convert_lead_action(request, state, conn, lead_id)
         return Redirect(_lead_page(lead_id), status_code=303)

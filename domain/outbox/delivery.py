@@ -263,7 +263,8 @@ async def record_results(
         for r in undelivered
         if id(r) not in deferred and (r.permanent or policy.exhausted(_counted(r)))
     ]
-    retried = [r for r in undelivered if r not in failed]
+    failed_ids = {id(r) for r in failed}  # by identity: no payload comparison per row
+    retried = [r for r in undelivered if id(r) not in failed_ids]
     if delivered:
         await conn.execute(
             update(N)
@@ -282,9 +283,11 @@ async def record_results(
     changes = [
         {
             "b_id": r.notification.id,
-            "b_status": NotificationStatus.FAILED if r in failed else NotificationStatus.PENDING,
+            "b_status": (
+                NotificationStatus.FAILED if id(r) in failed_ids else NotificationStatus.PENDING
+            ),
             "b_next": now + timedelta(seconds=deferred.get(id(r), policy.delay(_counted(r)))),
-            "b_failed_at": now if r in failed else None,
+            "b_failed_at": now if id(r) in failed_ids else None,
             "b_error": describe(r, deferred.get(id(r))),
             "b_counted": 0 if id(r) in deferred else 1,
         }

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Date, cast, func, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.enums import LeadStatus
@@ -121,13 +121,6 @@ async def new_leads_per_day(conn: AsyncConnection, first: date) -> dict[date, in
         stmt = select(day, func.count()).where(day >= first.isoformat()).group_by(day)
     rows = await conn.execute(stmt)
     return {(k if isinstance(k, date) else date.fromisoformat(k)): int(n) for k, n in rows if n}
-
-
-async def counted_new_leads_per_day(conn: AsyncConnection, first: date) -> dict[date, int]:
-    """The same counted from the leads (the rollups' reference in tests)."""
-    day = cast(func.timezone("UTC", LEADS.c.created_at), Date)
-    rows = await conn.execute(select(day, func.count()).where(day >= first).group_by(day))
-    return {k: int(n) for k, n in rows}
 
 
 async def rows_per_status(conn: AsyncConnection, table: str) -> dict[str, int]:

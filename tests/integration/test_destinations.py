@@ -195,8 +195,10 @@ def test_a_new_destination_is_routed_to_within_seconds_filtered_by_type_and_prio
 
 
 def test_a_disabled_destination_is_still_routed_to_its_rows_wait(admin, engine):
-    admin.post("/api/admin/targets", json={**NEW, "minPriority": None})
-    admin.post("/api/admin/targets/SALESFORCE/disable", json={"reason": "paused"})
+    made = admin.post("/api/admin/targets", json={**NEW, "minPriority": None})
+    assert made.status_code == 201, made.text
+    off = admin.post("/api/admin/targets/SALESFORCE/disable", json={"reason": "paused"})
+    assert off.status_code == 200 and off.json()["enabled"] is False, off.text
     n = iter(range(1000))
     wait_for(
         lambda: "SALESFORCE" in _routed(admin, engine, f"d{next(n)}@x.io", 60),

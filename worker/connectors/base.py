@@ -8,6 +8,7 @@ acknowledged, retry later (with a reason and an optional wait), or failed for go
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -50,6 +51,21 @@ class Sent:
     pause: bool = False  # the wait applies to the whole destination (rate limit, quota)
     disable: bool = False  # the destination is gone for good (Slack 410 channel_is_archived)
     response_excerpt: str | None = None  # first KiB of the answer, for the attempt log
+
+
+def describe_error(exc: BaseException) -> str:
+    """The attempt log's one-line reason for an exception (type and message, 300 chars)."""
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
+def elapsed_ms(started: float) -> float:
+    """Milliseconds since `started` (a time.perf_counter() reading)."""
+    return round((time.perf_counter() - started) * 1000.0, 1)
+
+
+def sent_for(o: Outgoing, outcome: Outcome, began: float, error: str | None = None) -> Sent:
+    """A Sent for `o`, timed from `began` (a time.perf_counter() reading)."""
+    return Sent(o.notification.id, outcome, elapsed_ms(began), error=error)
 
 
 class Connector(Protocol):

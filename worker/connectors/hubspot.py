@@ -20,12 +20,11 @@ import httpx
 
 from domain.destinations.mappings import HUBSPOT_STATUS, effective_mapping
 from infra.settings import Target
-from worker.connectors.base import Outcome, Outgoing, Sent
+from worker.connectors.base import Outcome, Outgoing, Sent, elapsed_ms
 from worker.connectors.leads import (
     HttpConnector,
     LeadEvent,
     all_sent,
-    elapsed_ms,
     excerpt,
     json_body,
     transport_error,

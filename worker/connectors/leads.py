@@ -4,7 +4,6 @@ describes, read off its payload, and the one HTTP client per connector instance.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -15,7 +14,13 @@ from domain.destinations.mappings import validate_mapping
 from domain.enums import LeadStatus, NotificationType
 from domain.rules import split_name
 from infra.settings import Secret, Settings
-from worker.connectors.base import OptionError, Outcome, Outgoing, Sent
+from worker.connectors.base import (
+    OptionError,
+    Outcome,
+    Outgoing,
+    Sent,
+    describe_error,
+)
 
 EXCERPT = 1024
 # Notifications that describe a lead (they carry leadId and email); the others are not a
@@ -120,14 +125,10 @@ def json_body(resp: httpx.Response) -> Any:
         return None
 
 
-def elapsed_ms(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000.0, 1)
-
-
 def transport_error(exc: httpx.HTTPError) -> str:
     if isinstance(exc, httpx.TimeoutException):
         return "timeout"
-    return f"{type(exc).__name__}: {exc}"[:300]
+    return describe_error(exc)
 
 
 def all_sent(

@@ -21,7 +21,7 @@ from nats.js.errors import NotFoundError
 
 from domain.destinations import kinds
 from infra.settings import Secret, Target
-from worker.connectors.base import Outcome, Outgoing, Sent
+from worker.connectors.base import Outcome, Outgoing, Sent, describe_error, sent_for
 
 log = logging.getLogger("crm.connectors.nats")
 DEFAULT_STREAM = "CRM_EVENTS"
@@ -56,7 +56,8 @@ class NatsConnector:
         except (NatsError, OSError, TimeoutError) as exc:
             await self._forget(target.url)
             return [
-                _sent(o, Outcome.RETRY, started, f"connection error: {_why(exc)}") for o in batch
+                sent_for(o, Outcome.RETRY, started, f"connection error: {describe_error(exc)}")
+                for o in batch
             ]
         js = client.jetstream()
 
@@ -68,8 +69,8 @@ class NatsConnector:
                     f"{prefix}.{o.notification.type}", o.body, stream=stream, headers=headers
                 )
             except (NatsError, OSError, TimeoutError) as exc:
-                return _sent(o, Outcome.RETRY, began, f"no PubAck: {_why(exc)}")
-            return _sent(o, Outcome.ACK, began)  # stored now, or already (a duplicate)
+                return sent_for(o, Outcome.RETRY, began, f"no PubAck: {describe_error(exc)}")
+            return sent_for(o, Outcome.ACK, began)  # stored now, or already (a duplicate)
 
         sent = list(await asyncio.gather(*(one(o) for o in batch)))
         if client.is_closed:
@@ -119,14 +120,6 @@ class NatsConnector:
     async def close(self) -> None:
         for url in list(self._clients):
             await self._forget(url)
-
-
-def _why(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:300]
-
-
-def _sent(o: Outgoing, outcome: Outcome, began: float, error: str | None = None) -> Sent:
-    return Sent(o.notification.id, outcome, (time.perf_counter() - began) * 1000.0, error=error)
 
 
 CONNECTOR = NatsConnector

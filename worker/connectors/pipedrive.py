@@ -24,12 +24,11 @@ import httpx
 from domain.destinations.mappings import effective_mapping
 from domain.enums import LeadStatus, NotificationType
 from infra.settings import Secret, Target
-from worker.connectors.base import OptionError, Outcome, Outgoing, Sent
+from worker.connectors.base import OptionError, Outcome, Outgoing, Sent, elapsed_ms
 from worker.connectors.leads import (
     HttpConnector,
     LeadEvent,
     all_sent,
-    elapsed_ms,
     json_body,
     lead_event,
     skipped,

@@ -23,7 +23,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
 
 from domain.destinations import kinds
 from infra.settings import Secret, Target
-from worker.connectors.base import Outcome, Outgoing, Sent
+from worker.connectors.base import Outcome, Outgoing, Sent, describe_error, sent_for
 
 log = logging.getLogger("crm.connectors.rabbitmq")
 DEFAULT_EXCHANGE = "crm.events"
@@ -61,8 +61,8 @@ class RabbitMQConnector:
             exchange = await self._exchange(target.url, name)
         except (*LOST, TimeoutError) as exc:
             await self._forget(target.url)
-            error = f"connection error: {_why(exc)}"
-            return [_sent(o, Outcome.RETRY, started, error) for o in batch]
+            error = f"connection error: {describe_error(exc)}"
+            return [sent_for(o, Outcome.RETRY, started, error) for o in batch]
 
         async def one(o: Outgoing) -> Sent:
             message = aio_pika.Message(
@@ -79,17 +79,17 @@ class RabbitMQConnector:
                 # instead of being confirmed and dropped.
                 confirm = await exchange.publish(message, routing_key=o.notification.type)
             except aiormq.exceptions.PublishError as exc:
-                return _sent(o, Outcome.RETRY, began, f"unroutable: {_why(exc)}")
+                return sent_for(o, Outcome.RETRY, began, f"unroutable: {describe_error(exc)}")
             except aiormq.exceptions.DeliveryError as exc:
-                return _sent(o, Outcome.RETRY, began, f"nack: {_why(exc)}")
+                return sent_for(o, Outcome.RETRY, began, f"nack: {describe_error(exc)}")
             except LOST as exc:
-                return _sent(o, Outcome.RETRY, began, f"connection lost: {_why(exc)}")
+                return sent_for(o, Outcome.RETRY, began, f"connection lost: {describe_error(exc)}")
             if isinstance(confirm, aiormq.abc.DeliveredMessage):  # returned by the broker
                 why = f"unroutable: no queue bound for {o.notification.type}"
-                return _sent(o, Outcome.RETRY, began, why)
+                return sent_for(o, Outcome.RETRY, began, why)
             if not isinstance(confirm, aiormq.spec.Basic.Ack):
-                return _sent(o, Outcome.RETRY, began, f"not confirmed: {type(confirm).__name__}")
-            return _sent(o, Outcome.ACK, began)
+                return sent_for(o, Outcome.RETRY, began, f"not confirmed: {type(confirm).__name__}")
+            return sent_for(o, Outcome.ACK, began)
 
         sent = await asyncio.gather(*(one(o) for o in batch))
         if any(s.outcome is not Outcome.ACK for s in sent):
@@ -133,14 +133,6 @@ class RabbitMQConnector:
     async def close(self) -> None:
         for url in list(self._connections):
             await self._forget(url)
-
-
-def _why(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:300]
-
-
-def _sent(o: Outgoing, outcome: Outcome, began: float, error: str | None = None) -> Sent:
-    return Sent(o.notification.id, outcome, (time.perf_counter() - began) * 1000.0, error=error)
 
 
 CONNECTOR = RabbitMQConnector

@@ -26,12 +26,11 @@ import httpx
 
 from domain.destinations.mappings import SALESFORCE_STATUS, effective_mapping
 from infra.settings import Secret, Settings, Target
-from worker.connectors.base import OptionError, Outcome, Outgoing, Sent
+from worker.connectors.base import OptionError, Outcome, Outgoing, Sent, elapsed_ms
 from worker.connectors.leads import (
     HttpConnector,
     LeadEvent,
     all_sent,
-    elapsed_ms,
     excerpt,
     json_body,
     transport_error,

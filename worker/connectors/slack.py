@@ -19,11 +19,10 @@ import httpx
 
 from domain.enums import NotificationType
 from infra.settings import Target
-from worker.connectors.base import Outcome, Outgoing, Sent
+from worker.connectors.base import Outcome, Outgoing, Sent, elapsed_ms
 from worker.connectors.leads import (
     HttpConnector,
     all_sent,
-    elapsed_ms,
     excerpt,
     transport_error,
 )
