@@ -303,6 +303,8 @@ class Settings:
     stale_after: timedelta = timedelta(hours=1)
     alert_webhook_url: Secret | None = None  # Slack-style URLs carry a token
     retention: timedelta = timedelta(days=30)
+    # PostgreSQL: the outbox tables' time partitions, each this long (domain/outbox/partitions.py)
+    partition_period: timedelta = timedelta(days=7)
     # An open quote nobody priced expires this long after its creation (a priced one at its
     # validUntil); checked by the quote-expiry beat task every `quote_expiry_check_seconds`.
     quote_expire_after: timedelta = timedelta(days=30)
@@ -399,6 +401,9 @@ class Settings:
             ),
             alert_webhook_url=_secret_url(env, "CRM_ALERT_WEBHOOK_URL"),
             retention=timedelta(days=_float(env, "CRM_RETENTION_DAYS", _days(d.retention))),
+            partition_period=timedelta(
+                days=_int(env, "CRM_PARTITION_DAYS", d.partition_period.days, 1)
+            ),
             quote_expire_after=timedelta(
                 days=_float(env, "CRM_QUOTE_EXPIRE_DAYS", _days(d.quote_expire_after))
             ),

@@ -17,6 +17,7 @@ DISPATCH = DISPATCH_TASK
 STATS = "crm.stats_snapshot"
 STALE = "crm.check_stale"
 RETENTION = "crm.retention"
+PARTITIONS = "crm.outbox_partitions"
 QUOTE_EXPIRY = "crm.expire_quotes"
 REPAIR_LINKS = "crm.repair_customer_links"
 
@@ -50,6 +51,7 @@ def make_celery(settings: Settings) -> Celery:
                 "schedule": timedelta(seconds=settings.stale_check_seconds),
             },
             "retention": {"task": RETENTION, "schedule": timedelta(days=1)},
+            "outbox-partitions": {"task": PARTITIONS, "schedule": timedelta(hours=1)},
             "quote-expiry": {
                 "task": QUOTE_EXPIRY,
                 "schedule": timedelta(seconds=settings.quote_expiry_check_seconds),
@@ -72,5 +74,5 @@ def _structured_logs(loglevel: int | str | None = None, **_: Any) -> None:
     configure_logging(
         settings,
         level=loglevel,
-        quiet_tasks=(DISPATCH, STATS, STALE, RETENTION, QUOTE_EXPIRY, REPAIR_LINKS),
+        quiet_tasks=(DISPATCH, STATS, STALE, RETENTION, PARTITIONS, QUOTE_EXPIRY, REPAIR_LINKS),
     )

@@ -17,6 +17,7 @@ from domain.destinations.inbound import forget_old_receipts
 from domain.destinations.registry import drop_expired_secrets
 from domain.models import utcnow
 from domain.outbox.alerts import AlertEvent, check_stale
+from domain.outbox.partitions import ensure_partitions
 from domain.outbox.retention import purge_expired
 from domain.quotes.expiry import EXPIRY_BATCH, expire_quotes
 from domain.reporting.snapshots import take_snapshot
@@ -26,6 +27,7 @@ from worker import runtime, shutdown
 from worker.alerts import send_alert
 from worker.celery_app import (
     DISPATCH,
+    PARTITIONS,
     QUOTE_EXPIRY,
     REPAIR_LINKS,
     RETENTION,
@@ -84,10 +86,13 @@ def stale_check() -> int:
 
 @app.task(name=RETENTION)
 def retention() -> dict[str, int]:
-    """Delete read notifications and attempts older than CRM_RETENTION_DAYS, and old keys."""
+    """Drop (PostgreSQL: whole partitions) or delete read notifications and attempts older
+    than CRM_RETENTION_DAYS, and old keys."""
     removed = runtime.in_transaction(
         settings,
-        lambda conn: purge_expired(conn, utcnow(), settings.retention, settings.idempotency_ttl),
+        lambda conn: purge_expired(
+            conn, utcnow(), settings.retention, settings.idempotency_ttl, settings.partition_period
+        ),
     )
     log.info("retention removed", **removed.as_dict())
     # Rotated-out destination secrets past their overlap (the signer already ignores them).
@@ -95,6 +100,18 @@ def retention() -> dict[str, int]:
     # Received webhook-ids past the replay window (domain/destinations/inbound.py).
     runtime.in_transaction(settings, lambda conn: forget_old_receipts(conn, utcnow()))
     return removed.as_dict()
+
+
+@app.task(name=PARTITIONS)
+def make_partitions() -> list[str]:
+    """PostgreSQL, hourly: the outbox's partitions of this period and the next ones exist
+    (domain/outbox/partitions.py); idempotent, a no-op once they do (and on SQLite)."""
+    made: list[str] = runtime.in_transaction(
+        settings, lambda conn: ensure_partitions(conn, utcnow(), settings.partition_period)
+    )
+    if made:
+        log.info("outbox partitions made", partitions=made)
+    return made
 
 
 @app.task(name=QUOTE_EXPIRY)

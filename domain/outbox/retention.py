@@ -1,8 +1,9 @@
 """Retention: what the outbox keeps, and for how long (CRM_RETENTION_DAYS).
 
-Only read notifications go: an unread one is still owed to its target, however old. Attempts
-are the delivery log, kept as long as the rows they explain. Expired idempotency keys go in
-the same daily sweep.
+Only read notifications go: an unread one is still owed to its target, however old. Expired
+idempotency keys go in the same daily sweep. On PostgreSQL whole time partitions are dropped
+(domain/outbox/partitions.py), which also keeps every attempt of an unread or FAILED
+notification; SQLite deletes rows (attempts by their start time).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.intake.idempotency import delete_expired_keys
 from domain.models import ATTEMPTS, NOTIFICATIONS
+from domain.outbox.partitions import ensure_partitions, retire_partitions
 
 
 @dataclass(frozen=True)
@@ -22,15 +24,31 @@ class Removed:
     attempts: int
     notifications: int
     keys: int
+    partitions: int = 0  # PostgreSQL: time partitions dropped
 
     def as_dict(self) -> dict[str, int]:
-        return {"attempts": self.attempts, "notifications": self.notifications, "keys": self.keys}
+        return {
+            "attempts": self.attempts,
+            "notifications": self.notifications,
+            "keys": self.keys,
+            "partitions": self.partitions,
+        }
 
 
 async def purge_expired(
-    conn: AsyncConnection, now: datetime, retention: timedelta, idempotency_ttl: timedelta
+    conn: AsyncConnection,
+    now: datetime,
+    retention: timedelta,
+    idempotency_ttl: timedelta,
+    partition_period: timedelta = timedelta(days=7),
 ) -> Removed:
-    """Delete attempts and read notifications older than `retention`, and expired keys."""
+    """Drop (PostgreSQL) or delete (SQLite) attempts and read notifications older than
+    `retention`, and expired keys. PostgreSQL also makes the partitions ahead."""
+    if conn.dialect.name == "postgresql":
+        await ensure_partitions(conn, now, partition_period)
+        retired = await retire_partitions(conn, now, retention)
+        keys = await delete_expired_keys(conn, idempotency_ttl, now)
+        return Removed(retired.attempts, retired.notifications, keys, retired.partitions)
     cutoff = now - retention
     attempts = await conn.execute(delete(ATTEMPTS).where(ATTEMPTS.c.started_at < cutoff))
     notifications = await conn.execute(
