@@ -88,11 +88,13 @@ def stale_check() -> int:
 def retention() -> dict[str, int]:
     """Drop (PostgreSQL: whole partitions) or delete read notifications and attempts older
     than CRM_RETENTION_DAYS, and old keys."""
+    # PostgreSQL: the partitions ahead first (as the hourly task does), in their own transaction
+    runtime.in_transaction(
+        settings, lambda conn: ensure_partitions(conn, utcnow(), settings.partition_period)
+    )
     removed = runtime.in_transaction(
         settings,
-        lambda conn: purge_expired(
-            conn, utcnow(), settings.retention, settings.idempotency_ttl, settings.partition_period
-        ),
+        lambda conn: purge_expired(conn, utcnow(), settings.retention, settings.idempotency_ttl),
     )
     log.info("retention removed", **removed.as_dict())
     # Rotated-out destination secrets past their overlap (the signer already ignores them).

@@ -147,44 +147,16 @@ async def _make(conn: AsyncConnection, table: Table, lower: datetime, upper: dat
 
 async def retire_partitions(conn: AsyncConnection, now: datetime, retention: timedelta) -> Retired:
     """Drop every partition whose period ended `retention` ago or more, keeping the rows that
-    must stay (module docstring); then delete from `_kept` what no longer must stay."""
+    must stay (module docstring); first delete from `_kept` what no longer must stay.
+
+    Only the DETACH, the copy of the kept rows and the DROP hold the parent's ACCESS EXCLUSIVE
+    lock (until commit: inserts wait that long). The scans come before it: the rows that may
+    stay are listed first, in temporary tables, because that set only ever shrinks (a read
+    row is never unread again; attempts go to the partition of their own start time), then
+    copied by id once detached, those that still must stay."""
     cutoff = now - retention
-    await conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
     params = {"cutoff": cutoff}
-    partitions = notifications = attempts = kept_n = kept_a = 0
-    n_cols, a_cols = _columns(NOTIFICATIONS), _columns(ATTEMPTS)
-    # Notifications first (as the dispatcher takes its locks), so their kept rows are in
-    # `_kept` when the attempts are sorted out.
-    for p in await partitions_of(conn, NOTIFICATIONS.name):
-        if p.upper > cutoff:
-            break
-        await conn.exec_driver_sql(f'ALTER TABLE crm_notifications DETACH PARTITION "{p.name}"')
-        total = (await conn.execute(text(f'SELECT count(*) FROM "{p.name}"'))).scalar_one()
-        kept = await conn.execute(
-            text(
-                f"INSERT INTO crm_notifications ({n_cols})"
-                f' SELECT {n_cols} FROM "{p.name}" WHERE {_STAYS}'
-            ),
-            params,
-        )
-        await conn.exec_driver_sql(f'DROP TABLE "{p.name}"')
-        partitions, notifications = partitions + 1, notifications + total - kept.rowcount
-        kept_n += kept.rowcount
-    for p in await partitions_of(conn, ATTEMPTS.name):
-        if p.upper > cutoff:
-            break
-        await conn.exec_driver_sql(
-            f'ALTER TABLE crm_notification_attempts DETACH PARTITION "{p.name}"'
-        )
-        total = (await conn.execute(text(f'SELECT count(*) FROM "{p.name}"'))).scalar_one()
-        kept = await conn.exec_driver_sql(
-            f"INSERT INTO crm_notification_attempts ({a_cols})"
-            f' SELECT {a_cols} FROM "{p.name}" WHERE notification_id IN'
-            f" (SELECT id FROM crm_notifications WHERE {_OWED})"
-        )
-        await conn.exec_driver_sql(f'DROP TABLE "{p.name}"')
-        partitions, attempts = partitions + 1, attempts + total - kept.rowcount
-        kept_a += kept.rowcount
+    await conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
     swept_n = await conn.execute(
         text(f"DELETE FROM crm_notifications{KEPT} WHERE NOT {_STAYS}"), params
     )
@@ -196,10 +168,53 @@ async def retire_partitions(conn: AsyncConnection, now: datetime, retention: tim
         ),
         params,
     )
+    old_n = [p for p in await partitions_of(conn, NOTIFICATIONS.name) if p.upper <= cutoff]
+    old_a = [p for p in await partitions_of(conn, ATTEMPTS.name) if p.upper <= cutoff]
+    if not old_n and not old_a:
+        return Retired(0, swept_n.rowcount, swept_a.rowcount)
+    # Before the lock: how many rows, and which may stay.
+    total = {}
+    for p in (*old_n, *old_a):
+        total[p.name] = (await conn.execute(text(f'SELECT count(*) FROM "{p.name}"'))).scalar_one()
+    await conn.exec_driver_sql("CREATE TEMP TABLE crm_retire_ids (id uuid) ON COMMIT DROP")
+    await conn.exec_driver_sql("CREATE TEMP TABLE crm_retire_attempts (id bigint) ON COMMIT DROP")
+    for p in old_n:
+        await conn.execute(
+            text(f'INSERT INTO crm_retire_ids SELECT id FROM "{p.name}" WHERE {_STAYS}'), params
+        )
+    for p in old_a:
+        await conn.exec_driver_sql(
+            f'INSERT INTO crm_retire_attempts SELECT id FROM "{p.name}" WHERE notification_id'
+            f" IN (SELECT id FROM crm_notifications WHERE {_OWED})"
+        )
+    await conn.exec_driver_sql("ANALYZE crm_retire_ids")
+    await conn.exec_driver_sql("ANALYZE crm_retire_attempts")
+    # Under the lock: notifications first (as the dispatcher takes its locks).
+    kept_n = kept_a = 0
+    for table, old, ids, stays in (
+        (NOTIFICATIONS, old_n, "crm_retire_ids", f"AND {_STAYS}"),
+        (ATTEMPTS, old_a, "crm_retire_attempts", ""),
+    ):
+        cols = _columns(table)
+        for p in old:
+            await conn.exec_driver_sql(f'ALTER TABLE "{table.name}" DETACH PARTITION "{p.name}"')
+            kept = await conn.execute(
+                text(
+                    f'INSERT INTO "{table.name}" ({cols}) SELECT {cols} FROM "{p.name}"'
+                    f" WHERE id IN (SELECT id FROM {ids}) {stays}"
+                ),
+                params,
+            )
+            await conn.exec_driver_sql(f'DROP TABLE "{p.name}"')
+            total[p.name] -= kept.rowcount
+            if table is NOTIFICATIONS:
+                kept_n += kept.rowcount
+            else:
+                kept_a += kept.rowcount
     return Retired(
-        partitions,
-        notifications + swept_n.rowcount,
-        attempts + swept_a.rowcount,
+        len(old_n) + len(old_a),
+        swept_n.rowcount + sum(total[p.name] for p in old_n),
+        swept_a.rowcount + sum(total[p.name] for p in old_a),
         kept_n,
         kept_a,
     )

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.intake.idempotency import delete_expired_keys
 from domain.models import ATTEMPTS, NOTIFICATIONS
-from domain.outbox.partitions import ensure_partitions, retire_partitions
+from domain.outbox.partitions import retire_partitions
 
 
 @dataclass(frozen=True)
@@ -40,21 +40,26 @@ async def purge_expired(
     now: datetime,
     retention: timedelta,
     idempotency_ttl: timedelta,
-    partition_period: timedelta = timedelta(days=7),
 ) -> Removed:
     """Drop (PostgreSQL) or delete (SQLite) attempts and read notifications older than
-    `retention`, and expired keys. PostgreSQL also makes the partitions ahead."""
+    `retention`, and expired keys. (PostgreSQL's partitions ahead: `ensure_partitions`, in a
+    transaction of its own: attaching one locks the DEFAULT partition until commit.)"""
     if conn.dialect.name == "postgresql":
-        await ensure_partitions(conn, now, partition_period)
         retired = await retire_partitions(conn, now, retention)
         keys = await delete_expired_keys(conn, idempotency_ttl, now)
         return Removed(retired.attempts, retired.notifications, keys, retired.partitions)
-    cutoff = now - retention
+    attempts, notifications = await delete_expired_rows(conn, now - retention)
+    keys = await delete_expired_keys(conn, idempotency_ttl, now)
+    return Removed(attempts, notifications, keys)
+
+
+async def delete_expired_rows(conn: AsyncConnection, cutoff: datetime) -> tuple[int, int]:
+    """SQLite's path (PostgreSQL's before partitioning, which bench/scale.py still times):
+    DELETE attempts started and read notifications read before `cutoff`; (attempts, notes)."""
     attempts = await conn.execute(delete(ATTEMPTS).where(ATTEMPTS.c.started_at < cutoff))
     notifications = await conn.execute(
         delete(NOTIFICATIONS).where(
             NOTIFICATIONS.c.read.is_(True), NOTIFICATIONS.c.read_at < cutoff
         )
     )
-    keys = await delete_expired_keys(conn, idempotency_ttl, now)
-    return Removed(attempts.rowcount, notifications.rowcount, keys)
+    return attempts.rowcount, notifications.rowcount

@@ -115,7 +115,7 @@ def test_retention_drops_old_partitions_and_keeps_unread_failed_rows_and_their_a
     attempts_before = {r["id"]: r for r in rows(engine, "SELECT * FROM crm_notification_attempts")}
 
     removed: Removed = in_transaction(
-        settings, lambda conn: purge_expired(conn, now, MONTH, settings.idempotency_ttl, WEEK)
+        settings, lambda conn: purge_expired(conn, now, MONTH, settings.idempotency_ttl)
     )
 
     assert removed.as_dict() == {"attempts": 4, "notifications": 1, "keys": 0, "partitions": 2}
@@ -143,7 +143,7 @@ def test_retention_drops_old_partitions_and_keeps_unread_failed_rows_and_their_a
     # unread and failed ones and their attempts still stay.
     later = now + MONTH + timedelta(days=1)
     removed = in_transaction(
-        settings, lambda conn: purge_expired(conn, later, MONTH, settings.idempotency_ttl, WEEK)
+        settings, lambda conn: purge_expired(conn, later, MONTH, settings.idempotency_ttl)
     )
     kept = {str(r["id"]) for r in rows(engine, "SELECT id FROM crm_notifications")}
     assert unread_old in kept and failed_old in kept and read_lately not in kept
