@@ -33,7 +33,9 @@ from domain.models import ATTEMPTS, NOTIFICATIONS
 ORIGIN = datetime(2000, 1, 3, tzinfo=UTC)
 AHEAD = 2  # periods made ahead of the current one: the beat may miss a few runs
 KEPT = "_kept"  # suffix of each table's DEFAULT partition
-LOCK_TIMEOUT = "10s"  # DETACH/ATTACH wait this long for running transactions, then give up
+# DETACH/ATTACH wait at most this long for running transactions (queries queue behind the
+# waiting lock meanwhile), then the run fails and the next one tries again.
+LOCK_TIMEOUT = "2s"
 KEYS: dict[str, str] = {NOTIFICATIONS.name: "created_at", ATTEMPTS.name: "started_at"}
 # A notification that must stay: still owed to its target, dead-lettered, or read recently.
 _STAYS = "(read = false OR status = 'FAILED' OR read_at >= :cutoff)"

@@ -49,11 +49,17 @@ def test_targets_are_read_from_the_environment():
         ),
         ({"CRM_TARGET_HUB_EVENTS": "NEW_LEAD"}, "CRM_TARGET_HUB_URL"),
         ({"CRM_MAX_BODY_BYTES": "lots"}, "CRM_MAX_BODY_BYTES"),
+        ({"CRM_PARTITION_DAYS": "0"}, "CRM_PARTITION_DAYS"),
     ],
 )
 def test_malformed_configuration_names_the_variable(env, variable):
     with pytest.raises(ConfigError, match=variable):
         Settings.from_env(env)
+
+
+def test_outbox_partitions_are_weekly_unless_configured():
+    assert Settings.from_env({}).partition_period.days == 7
+    assert Settings.from_env({"CRM_PARTITION_DAYS": "1"}).partition_period.days == 1
 
 
 def test_secrets_never_print():
