@@ -147,15 +147,18 @@ async def _make(conn: AsyncConnection, table: Table, lower: datetime, upper: dat
     return name
 
 
-async def retire_partitions(conn: AsyncConnection, now: datetime, retention: timedelta) -> Retired:
-    """Drop every partition whose period ended `retention` ago or more, keeping the rows that
-    must stay (module docstring); first delete from `_kept` what no longer must stay.
+async def retire_partitions(
+    conn: AsyncConnection, now: datetime, retention: timedelta, at_most: int | None = None
+) -> Retired:
+    """Drop the partitions whose period ended `retention` ago or more (the oldest `at_most`
+    of each table when given), keeping the rows that must stay (module docstring); first
+    delete from `_kept` what no longer must stay.
 
-    Only the DETACH, the copy of the kept rows and the DROP hold the parent's ACCESS EXCLUSIVE
-    lock (until commit: inserts wait that long). The scans come before it: the rows that may
-    stay are listed first, in temporary tables, because that set only ever shrinks (a read
-    row is never unread again; attempts go to the partition of their own start time), then
-    copied by id once detached, those that still must stay."""
+    Only the DETACH, the insert of the kept rows and the DROP hold the parent's ACCESS
+    EXCLUSIVE lock (until commit: inserts wait that long). The scans come before it: the
+    notifications that may stay are listed by id (that set only ever shrinks: a read row is
+    never unread again), the attempts that stay are copied whole (an attempt never changes),
+    so under the lock the notifications are copied by id and the attempts inserted as they are."""
     cutoff = now - retention
     params = {"cutoff": cutoff}
     await conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
@@ -172,51 +175,76 @@ async def retire_partitions(conn: AsyncConnection, now: datetime, retention: tim
     )
     old_n = [p for p in await partitions_of(conn, NOTIFICATIONS.name) if p.upper <= cutoff]
     old_a = [p for p in await partitions_of(conn, ATTEMPTS.name) if p.upper <= cutoff]
+    old_n, old_a = old_n[:at_most], old_a[:at_most]
     if not old_n and not old_a:
         return Retired(0, swept_n.rowcount, swept_a.rowcount)
+    n_cols, a_cols = _columns(NOTIFICATIONS), _columns(ATTEMPTS)
     # Before the lock: how many rows, and which may stay.
-    total = {}
-    for p in (*old_n, *old_a):
-        total[p.name] = (await conn.execute(text(f'SELECT count(*) FROM "{p.name}"'))).scalar_one()
-    await conn.exec_driver_sql("CREATE TEMP TABLE crm_retire_ids (id uuid) ON COMMIT DROP")
-    await conn.exec_driver_sql("CREATE TEMP TABLE crm_retire_attempts (id bigint) ON COMMIT DROP")
-    for p in old_n:
-        await conn.execute(
-            text(f'INSERT INTO crm_retire_ids SELECT id FROM "{p.name}" WHERE {_STAYS}'), params
+    total_n = await _count(conn, old_n)
+    total_a = await _count(conn, old_a)
+    await conn.exec_driver_sql(
+        "DROP TABLE IF EXISTS pg_temp.crm_retire_ids, pg_temp.crm_retire_attempts"
+    )
+    await conn.execute(
+        text(
+            "CREATE TEMP TABLE crm_retire_ids ON COMMIT DROP AS "
+            + _union(NOTIFICATIONS, old_n, "id", f"WHERE {_STAYS}")
+        ),
+        params,
+    )
+    await conn.exec_driver_sql(
+        "CREATE TEMP TABLE crm_retire_attempts ON COMMIT DROP AS "
+        + _union(
+            ATTEMPTS,
+            old_a,
+            a_cols,
+            f"WHERE notification_id IN (SELECT id FROM crm_notifications WHERE {_OWED})",
         )
+    )
+    await conn.exec_driver_sql("ANALYZE crm_retire_ids")
+    # Under the lock: notifications first (as the dispatcher takes its locks).
+    for p in old_n:
+        await conn.exec_driver_sql(f'ALTER TABLE crm_notifications DETACH PARTITION "{p.name}"')
+    kept_n = await conn.execute(
+        text(
+            f"INSERT INTO crm_notifications ({n_cols}) SELECT {n_cols} FROM ("
+            + _union(NOTIFICATIONS, old_n, "*", "")
+            + f") p WHERE id IN (SELECT id FROM crm_retire_ids) AND {_STAYS}"
+        ),
+        params,
+    )
     for p in old_a:
         await conn.exec_driver_sql(
-            f'INSERT INTO crm_retire_attempts SELECT id FROM "{p.name}" WHERE notification_id'
-            f" IN (SELECT id FROM crm_notifications WHERE {_OWED})"
+            f'ALTER TABLE crm_notification_attempts DETACH PARTITION "{p.name}"'
         )
-    await conn.exec_driver_sql("ANALYZE crm_retire_ids")
-    await conn.exec_driver_sql("ANALYZE crm_retire_attempts")
-    # Under the lock: notifications first (as the dispatcher takes its locks).
-    kept_n = kept_a = 0
-    for table, old, ids, stays in (
-        (NOTIFICATIONS, old_n, "crm_retire_ids", f"AND {_STAYS}"),
-        (ATTEMPTS, old_a, "crm_retire_attempts", ""),
-    ):
-        cols = _columns(table)
-        for p in old:
-            await conn.exec_driver_sql(f'ALTER TABLE "{table.name}" DETACH PARTITION "{p.name}"')
-            kept = await conn.execute(
-                text(
-                    f'INSERT INTO "{table.name}" ({cols}) SELECT {cols} FROM "{p.name}"'
-                    f" WHERE id IN (SELECT id FROM {ids}) {stays}"
-                ),
-                params,
-            )
-            await conn.exec_driver_sql(f'DROP TABLE "{p.name}"')
-            total[p.name] -= kept.rowcount
-            if table is NOTIFICATIONS:
-                kept_n += kept.rowcount
-            else:
-                kept_a += kept.rowcount
+    kept_a = await conn.exec_driver_sql(
+        f"INSERT INTO crm_notification_attempts ({a_cols}) SELECT {a_cols} FROM crm_retire_attempts"
+    )
+    for p in (*old_n, *old_a):
+        await conn.exec_driver_sql(f'DROP TABLE "{p.name}"')
     return Retired(
         len(old_n) + len(old_a),
-        swept_n.rowcount + sum(total[p.name] for p in old_n),
-        swept_a.rowcount + sum(total[p.name] for p in old_a),
-        kept_n,
-        kept_a,
+        swept_n.rowcount + total_n - kept_n.rowcount,
+        swept_a.rowcount + total_a - kept_a.rowcount,
+        kept_n.rowcount,
+        kept_a.rowcount,
     )
+
+
+async def _count(conn: AsyncConnection, partitions: list[Partition]) -> int:
+    if not partitions:
+        return 0
+    return int(
+        (
+            await conn.execute(
+                text(f"SELECT count(*) FROM ({_union(NOTIFICATIONS, partitions, '1', '')}) p")
+            )
+        ).scalar_one()
+    )
+
+
+def _union(table: Table, partitions: list[Partition], columns: str, where: str) -> str:
+    """SELECT `columns` FROM each partition of `table` `where`, as one query (none: no rows)."""
+    if not partitions:
+        return f'SELECT {columns} FROM "{table.name}" WHERE false'
+    return " UNION ALL ".join(f'SELECT {columns} FROM "{p.name}" {where}' for p in partitions)

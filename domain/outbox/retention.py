@@ -40,12 +40,15 @@ async def purge_expired(
     now: datetime,
     retention: timedelta,
     idempotency_ttl: timedelta,
+    partitions_at_most: int | None = None,
 ) -> Removed:
     """Drop (PostgreSQL) or delete (SQLite) attempts and read notifications older than
     `retention`, and expired keys. (PostgreSQL's partitions ahead: `ensure_partitions`, in a
-    transaction of its own: attaching one locks the DEFAULT partition until commit.)"""
+    transaction of its own: attaching one locks the DEFAULT partition until commit.)
+    `partitions_at_most`: retire only the oldest periods, so that a caller can give each its own
+    transaction (each holds the tables' lock until it commits)."""
     if conn.dialect.name == "postgresql":
-        retired = await retire_partitions(conn, now, retention)
+        retired = await retire_partitions(conn, now, retention, partitions_at_most)
         keys = await delete_expired_keys(conn, idempotency_ttl, now)
         return Removed(retired.attempts, retired.notifications, keys, retired.partitions)
     attempts, notifications = await delete_expired_rows(conn, now - retention)

@@ -184,3 +184,23 @@ def test_row_with_no_partition_lands_in_default_and_moves_to_the_partition_made_
         t=f"crm_notifications_{week}",
     )
     assert len(claim) == 1
+
+
+def test_retention_retires_the_oldest_periods_first_one_transaction_each(engine, settings):
+    now = utcnow()
+    oldest = period_start(now - 12 * WEEK, WEEK)
+    in_transaction(settings, lambda conn: ensure_partitions(conn, oldest, WEEK, ahead=1))
+    first = add_notification(engine, oldest + timedelta(hours=1), True, "DELIVERED")
+    second = add_notification(engine, oldest + WEEK + timedelta(hours=1), True, "DELIVERED")
+
+    def purge_one() -> Removed:
+        return in_transaction(
+            settings, lambda conn: purge_expired(conn, now, MONTH, settings.idempotency_ttl, 1)
+        )
+
+    assert purge_one().as_dict() == {"attempts": 2, "notifications": 1, "keys": 0, "partitions": 2}
+    left = {str(r["id"]) for r in rows(engine, "SELECT id FROM crm_notifications")}
+    assert first not in left and second in left
+    assert purge_one().partitions == 2
+    assert purge_one().partitions == 0
+    assert rows(engine, "SELECT id FROM crm_notifications") == []
