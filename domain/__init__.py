@@ -12,7 +12,8 @@ destinations/  target systems at run time: registry, directory, kinds and mappin
 intake/        public use cases: forms, newsletter, registration, RFQ, spam check, idempotency
 leads/         lead lifecycle (create, update, convert), queries, CSV import/export, audit trail
 outbox/        notification rows, delivery bookkeeping (claim/record/release/replay/ack),
-               the reads (unread per target, pull list: queries.py), alerts
+               the reads (unread per target, pull list: queries.py), alerts, retention and
+               PostgreSQL's time partitions (partitions.py)
 quotes/        quote lifecycle: pricing, negotiation messages, accept/reject, expiry
 reporting/     stats cards and snapshots, monitoring figures, the admin overview
 accounts/      users (staff and customers), password policy and hashing, sign-in throttling

@@ -198,7 +198,10 @@ class NewsletterSubscriber(Base):
 
 
 class CrmNotification(Base):
-    """The outbox: one row per event and target system, read once the target acknowledges."""
+    """The outbox: one row per event and target system, read once the target acknowledges.
+
+    PostgreSQL: partitioned by RANGE (created_at), primary key (id, created_at) (migration
+    0013, domain/outbox/partitions.py)."""
 
     __tablename__ = "crm_notifications"
     __table_args__ = (
@@ -278,7 +281,10 @@ class CrmNotification(Base):
 
 
 class CrmNotificationAttempt(Base):
-    """Every delivery attempt of a notification, for operators and the dashboard."""
+    """Every delivery attempt of a notification, for operators and the dashboard.
+
+    PostgreSQL: partitioned by RANGE (started_at), primary key (id, started_at), and no
+    foreign key (migration 0013); SQLite keeps the one declared here."""
 
     __tablename__ = "crm_notification_attempts"
     __table_args__ = (Index("idx_crm_notification_attempts_started_at", "started_at"),)

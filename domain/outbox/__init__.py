@@ -1,1 +1,2 @@
-"""The outbox: notification rows, claim/record/release/replay, pull mode, alerts, retention."""
+"""The outbox: notification rows, claim/record/release/replay, pull mode, alerts, retention
+and (PostgreSQL) its time partitions."""
