@@ -2,12 +2,15 @@
 
 Created lazily in each pool process after the fork (a loop or a pooled connection shared across
 a fork breaks both sides), dropped when a process is forked, closed when the process exits.
+`dispatch` is one dispatch task's work: drain, then linger on the wake list while commits keep
+coming (the protocol and its races: infra/wakeup_flag.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -15,13 +18,14 @@ from celery.signals import worker_process_init, worker_process_shutdown
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from infra.settings import Settings
-from infra.wakeup_flag import WakeupFlag
-from worker.dispatcher import Dispatcher
+from infra.wakeup_flag import WakeupWatch
+from worker.dispatcher import Dispatcher, DrainReport
+from worker.metrics import LAST_DISPATCH
 
 log = logging.getLogger("crm.dispatch")
 T = TypeVar("T")
 _dispatcher: Dispatcher | None = None
-_flag: WakeupFlag | None = None
+_flag: WakeupWatch | None = None
 _flag_made = False
 
 
@@ -33,12 +37,68 @@ def dispatcher(settings: Settings) -> Dispatcher:
     return _dispatcher
 
 
-def wakeup_flag(settings: Settings) -> WakeupFlag | None:
-    """This process's client of the "wake-up pending" flag (None without Redis)."""
+def wakeup_watch(settings: Settings) -> WakeupWatch | None:
+    """This process's client of the wake-up flag and list (None without Redis)."""
     global _flag, _flag_made
     if not _flag_made:
-        _flag, _flag_made = WakeupFlag.from_settings(settings), True
+        _flag, _flag_made = WakeupWatch.from_settings(settings), True
     return _flag
+
+
+def dispatch(settings: Settings) -> DrainReport:
+    """Drain until nothing is due; with Redis, then linger for the next commits' wake-ups."""
+    d = dispatcher(settings)
+    watch = wakeup_watch(settings)
+    if watch is None:
+        return d.run()
+    return d.loop.run_until_complete(_drain_hot(d, watch, settings.dispatch_linger))
+
+
+async def _drain_hot(d: Dispatcher, watch: WakeupWatch, linger: float) -> DrainReport:
+    deadline = time.monotonic() + d.settings.dispatch_budget
+    watching = False
+    try:
+        if linger > 0:
+            watching = await watch.take()  # before the first claim: pushes from now on are ours
+        else:
+            await watch.clear()  # before the claim: a commit from now on publishes a wake-up
+    except Exception as exc:  # Redis is down: drain once; the flag expires by itself
+        log.warning("wake-up flag unavailable (%s)", type(exc).__name__)
+    total = DrainReport()
+    _add(total, await d.drain(_left(deadline)))
+    if not watching:
+        return total
+    try:
+        idle_until = time.monotonic() + linger
+        while not d.stopping and (now := time.monotonic()) < min(idle_until, deadline):
+            if not await watch.keep():
+                return total  # the flag expired or another dispatch took it over: it watches
+            if await watch.wait(min(idle_until, deadline) - now):
+                _add(total, await d.drain(_left(deadline)))
+                LAST_DISPATCH.set_to_current_time()  # alive, though the task goes on
+                idle_until = time.monotonic() + linger
+    except Exception as exc:  # Redis went away: stop watching, the sweep is the safety net
+        log.warning("wake-up list unavailable (%s)", type(exc).__name__)
+    try:
+        await watch.leave()
+    except Exception as exc:
+        log.warning("wake-up flag not cleared (%s); it expires by itself", type(exc).__name__)
+    if not d.stopping:
+        # After the delete: sees every commit that pushed a wake-up while this one watched.
+        _add(total, await d.drain(_left(deadline)))
+    return total
+
+
+def _left(deadline: float) -> float:
+    """The budget left, and at least a moment for a claim (a spent budget still claims once)."""
+    return max(deadline - time.monotonic(), 0.5)
+
+
+def _add(total: DrainReport, report: DrainReport) -> None:
+    total.claimed += report.claimed
+    total.delivered += report.delivered
+    total.retried += report.retried
+    total.failed.extend(report.failed)
 
 
 def current() -> Dispatcher | None:
@@ -82,4 +142,6 @@ def _fresh_after_fork(**_: Any) -> None:
 @worker_process_shutdown.connect
 def _close(**_: Any) -> None:
     if _dispatcher is not None:
+        if _flag is not None:
+            _dispatcher.loop.run_until_complete(_flag.close())
         _dispatcher.close()
