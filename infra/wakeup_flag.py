@@ -153,7 +153,8 @@ class WakeupWatch:
 
     async def wait(self, seconds: float) -> bool:
         """True when a commit pushed a wake-up within `seconds` (at most one STEP)."""
-        return await self._redis.blpop([self.list_key], timeout=min(seconds, self.STEP)) is not None
+        timeout = max(0.01, min(seconds, self.STEP))  # never 0: BLPOP would block for good
+        return await self._redis.blpop([self.list_key], timeout=timeout) is not None
 
     async def leave(self) -> None:
         """Stop watching: commits from now on publish a dispatch again."""

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from celery.signals import worker_process_init, worker_process_shutdown
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from infra.settings import Settings
@@ -24,6 +25,7 @@ from worker.metrics import LAST_DISPATCH
 
 log = logging.getLogger("crm.dispatch")
 T = TypeVar("T")
+HOT_DRAINS = 2  # drains a lingering dispatch runs side by side
 _dispatcher: Dispatcher | None = None
 _flag: WakeupWatch | None = None
 _flag_made = False
@@ -65,28 +67,68 @@ async def _drain_hot(d: Dispatcher, watch: WakeupWatch, linger: float) -> DrainR
     except Exception as exc:  # Redis is down: drain once; the flag expires by itself
         log.warning("wake-up flag unavailable (%s)", type(exc).__name__)
     total = DrainReport()
-    _add(total, await d.drain(_left(deadline)))
     if not watching:
+        _add(total, await d.drain(_left(deadline)))
         return total
+    still_ours = True
     try:
-        idle_until = time.monotonic() + linger
-        while not d.stopping and (now := time.monotonic()) < min(idle_until, deadline):
-            if not await watch.keep():
-                return total  # the flag expired or another dispatch took it over: it watches
-            if await watch.wait(min(idle_until, deadline) - now):
-                _add(total, await d.drain(_left(deadline)))
-                LAST_DISPATCH.set_to_current_time()  # alive, though the task goes on
-                idle_until = time.monotonic() + linger
-    except Exception as exc:  # Redis went away: stop watching, the sweep is the safety net
+        _add(total, await d.drain(_left(deadline)))
+        still_ours = await _linger(d, watch, linger, deadline, total)
+    except RedisError as exc:  # Redis went away: stop watching, the sweep is the safety net
         log.warning("wake-up list unavailable (%s)", type(exc).__name__)
-    try:
-        await watch.leave()
-    except Exception as exc:
-        log.warning("wake-up flag not cleared (%s); it expires by itself", type(exc).__name__)
+    finally:
+        if still_ours:
+            try:
+                await watch.leave()
+            except RedisError as exc:
+                log.warning("wake-up flag not cleared (%s); it expires by itself", exc)
     if not d.stopping:
         # After the delete: sees every commit that pushed a wake-up while this one watched.
         _add(total, await d.drain(_left(deadline)))
     return total
+
+
+async def _linger(
+    d: Dispatcher, watch: WakeupWatch, linger: float, deadline: float, total: DrainReport
+) -> bool:
+    """Drain on each wake-up until idle for `linger` s, the budget is spent or the worker stops;
+    False when the watch was lost (expired, or taken over by another dispatch).
+
+    A wake-up that comes while a drain runs starts another at once (up to HOT_DRAINS): its claim
+    sees the new commit, instead of waiting for the running drain's requests and records.
+    """
+    running: set[asyncio.Task[DrainReport]] = set()
+    waiter: asyncio.Task[bool] | None = None
+    woken = False
+    idle_until = time.monotonic() + linger
+    try:
+        while not d.stopping:
+            now = time.monotonic()
+            if now >= deadline or (not running and not woken and now >= idle_until):
+                break
+            if woken and len(running) < HOT_DRAINS:
+                woken = False
+                running.add(asyncio.create_task(d.drain(_left(deadline))))
+            if waiter is None and not woken:
+                if not await watch.keep():
+                    return False
+                waiter = asyncio.create_task(watch.wait(min(idle_until, deadline) - now))
+            done, _ = await asyncio.wait(
+                running | ({waiter} if waiter else set()), return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in [t for t in running if t in done]:
+                running.discard(task)
+                _add(total, task.result())
+                LAST_DISPATCH.set_to_current_time()  # alive, though the task goes on
+                idle_until = time.monotonic() + linger
+            if waiter in done:
+                woken, waiter = waiter.result(), None
+                if woken:
+                    idle_until = time.monotonic() + linger
+    finally:
+        # Never leave a drain or a read running on the loop (a wait ends within one STEP).
+        await asyncio.gather(*running, *([waiter] if waiter else []), return_exceptions=True)
+    return True
 
 
 def _left(deadline: float) -> float:
