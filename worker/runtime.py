@@ -47,16 +47,22 @@ def wakeup_watch(settings: Settings) -> WakeupWatch | None:
     return _flag
 
 
-def dispatch(settings: Settings) -> DrainReport:
-    """Drain until nothing is due; with Redis, then linger for the next commits' wake-ups."""
+def dispatch(settings: Settings, worker_stopping: Callable[[], bool]) -> DrainReport:
+    """Drain until nothing is due; with Redis, then linger for the next commits' wake-ups
+    (until idle for CRM_DISPATCH_LINGER_SECONDS, the budget is spent or the worker stops)."""
     d = dispatcher(settings)
     watch = wakeup_watch(settings)
     if watch is None:
         return d.run()
-    return d.loop.run_until_complete(_drain_hot(d, watch, settings.dispatch_linger))
+    linger = settings.dispatch_linger
+    return d.loop.run_until_complete(drain_hot(d, watch, linger, worker_stopping))
 
 
-async def _drain_hot(d: Dispatcher, watch: WakeupWatch, linger: float) -> DrainReport:
+async def drain_hot(
+    d: Dispatcher, watch: WakeupWatch, linger: float, worker_stopping: Callable[[], bool]
+) -> DrainReport:
+    """Take the watch, drain, linger, leave, claim once more (infra/wakeup_flag.py's protocol);
+    without the watch (another dispatch has it, or Redis is down), drain once."""
     deadline = time.monotonic() + d.settings.dispatch_budget
     watching = False
     try:
@@ -73,7 +79,7 @@ async def _drain_hot(d: Dispatcher, watch: WakeupWatch, linger: float) -> DrainR
     still_ours = True
     try:
         _add(total, await d.drain(_left(deadline)))
-        still_ours = await _linger(d, watch, linger, deadline, total)
+        still_ours = await _linger(d, watch, linger, deadline, total, worker_stopping)
     except RedisError as exc:  # Redis went away: stop watching, the sweep is the safety net
         log.warning("wake-up list unavailable (%s)", type(exc).__name__)
     finally:
@@ -89,10 +95,16 @@ async def _drain_hot(d: Dispatcher, watch: WakeupWatch, linger: float) -> DrainR
 
 
 async def _linger(
-    d: Dispatcher, watch: WakeupWatch, linger: float, deadline: float, total: DrainReport
+    d: Dispatcher,
+    watch: WakeupWatch,
+    linger: float,
+    deadline: float,
+    total: DrainReport,
+    worker_stopping: Callable[[], bool],
 ) -> bool:
-    """Drain on each wake-up until idle for `linger` s, the budget is spent or the worker stops;
-    False when the watch was lost (expired, or taken over by another dispatch).
+    """Drain on each wake-up until idle for `linger` s, the budget is spent or the worker stops
+    (checked between waits, one STEP at most); False when the watch was lost (expired, or taken
+    over by another dispatch).
 
     A wake-up that comes while a drain runs starts another at once (up to HOT_DRAINS): its claim
     sees the new commit, instead of waiting for the running drain's requests and records.
@@ -102,7 +114,7 @@ async def _linger(
     woken = False
     idle_until = time.monotonic() + linger
     try:
-        while not d.stopping:
+        while not d.stopping and not worker_stopping():
             now = time.monotonic()
             if now >= deadline or (not running and not woken and now >= idle_until):
                 break

@@ -45,7 +45,7 @@ def dispatch() -> dict[str, int]:
     (with Redis) deliver the next commits' as they come until idle for CRM_DISPATCH_LINGER_SECONDS."""
     shutdown.install()
     with summarized_dispatch(), shutdown.finishing_batches():
-        report = runtime.dispatch(settings)
+        report = runtime.dispatch(settings, shutdown.worker_stopping)
     return {"claimed": report.claimed, "delivered": report.delivered, "retried": report.retried}
 
 
