@@ -124,7 +124,9 @@ async def _linger(
             if waiter is None and not woken:
                 if not await watch.keep():
                     return False
-                waiter = asyncio.create_task(watch.wait(min(idle_until, deadline) - now))
+                # While drains run, idleness is not judged: wait a whole step.
+                until = deadline if running else min(idle_until, deadline)
+                waiter = asyncio.create_task(watch.wait(until - now))
             done, _ = await asyncio.wait(
                 running | ({waiter} if waiter else set()), return_when=asyncio.FIRST_COMPLETED
             )
