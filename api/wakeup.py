@@ -1,11 +1,12 @@
 """Best-effort wake-up of the dispatcher after a commit, off the request path.
 
-A daemon thread publishes a dispatch task at once after a commit, unless one is already pending
-(infra/wakeup_flag.py: a Redis `SET NX EX` the dispatch task clears when it starts). Commits
-made while one is pending ride on it, so under load one dispatch claims a batch, nothing waits
-for a coalescing window, and while no worker runs at most one wake-up waits in the broker. If
-the broker is down the request never waits: the rows are committed, and the beat sweep
-delivers them later.
+A daemon thread tells the dispatcher at once after a commit (infra/wakeup_flag.py, one Redis
+round trip): when no wake-up is pending and no dispatch is watching, it publishes a dispatch
+task; otherwise it pushes to the wake list that a lingering dispatch waits on, or lets the
+commit ride on the pending task. So under load a hot dispatch delivers each commit without a
+Celery task, nothing waits for a coalescing window, and while no worker runs at most one
+wake-up waits in the broker. If the broker is down the request never waits: the rows are
+committed, and the beat sweep delivers them later.
 """
 
 from __future__ import annotations
@@ -67,12 +68,12 @@ class Waker:
     def _wake(self) -> None:
         if self._flag is not None:
             try:
-                pending = not self._flag.claim()
+                publish = self._flag.wake()
             except Exception:
-                pending = False  # the flag's Redis is down: wake, coalescing in time
+                pass  # the flag's Redis is down: wake, coalescing in time
             else:
-                if pending:
-                    return  # that dispatch has not started yet: it will claim this commit's rows
+                if not publish:
+                    return  # a dispatch is pending or watching: it claims this commit's rows
                 try:
                     self._publish()
                 except Exception:

@@ -158,8 +158,9 @@ def _drop_color_message(_logger: Any, _method: str, event: EventDict) -> EventDi
 
 
 class RoutineTaskLines(logging.Filter):
-    """Celery's per-task lines ("received", "succeeded") and beat's "Sending due task" lines
-    for routine periodic tasks are DEBUG lines: a sweep a second would scroll a terminal away.
+    """Celery's per-task lines ("received", "succeeded", "Discarding revoked task" for one that
+    expired) and beat's "Sending due task" lines for routine periodic tasks are DEBUG lines: a
+    sweep a second would scroll a terminal away.
 
     The tasks log a line of their own when they did something (a delivery summary, an alert);
     failures keep their level.
@@ -181,9 +182,12 @@ class RoutineTaskLines(logging.Filter):
         if record.name in self._PER_TASK:
             data = getattr(record, "data", None)  # Celery passes the task's context as `data`
             return isinstance(data, Mapping) and data.get("name") in self.tasks
+        args = record.args if isinstance(record.args, tuple) else ()
         if record.name == "celery.beat" and str(record.msg).startswith("Scheduler: Sending due"):
-            args = record.args if isinstance(record.args, tuple) else ()
             return bool(args) and args[-1] in self.tasks  # (entry name, task name)
+        if record.name == "celery.worker.request" and str(record.msg).startswith("Discarding"):
+            # A sweep that expired behind a lingering dispatch (which did its work meanwhile).
+            return bool(args) and args[0] in self.tasks  # (task name, task id)
         return False
 
 

@@ -296,6 +296,9 @@ class Settings:
     lease: timedelta = timedelta(seconds=60)
     delivery_timeout: float = 10.0
     dispatch_budget: float = 10.0
+    # How long a dispatch with nothing left to do waits for the next commit's wake-up (Redis)
+    # before it returns; 0 returns at once (infra/wakeup_flag.py).
+    dispatch_linger: float = 2.0
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
     sweep_seconds: float = 1.0
     stats_seconds: float = 60.0
@@ -388,6 +391,9 @@ class Settings:
             lease=timedelta(seconds=_float(env, "CRM_LEASE_SECONDS", d.lease.total_seconds())),
             delivery_timeout=_float(env, "CRM_DELIVERY_TIMEOUT", d.delivery_timeout),
             dispatch_budget=_float(env, "CRM_DISPATCH_BUDGET", d.dispatch_budget),
+            dispatch_linger=_float(
+                env, "CRM_DISPATCH_LINGER_SECONDS", d.dispatch_linger, minimum=0.0
+            ),
             retry_policy=RetryPolicy(
                 schedule=_schedule(env, "CRM_RETRY_SCHEDULE", d.retry_policy.schedule),
                 jitter=_float(env, "CRM_RETRY_JITTER", d.retry_policy.jitter, minimum=0.0),

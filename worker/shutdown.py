@@ -2,10 +2,15 @@
 
 Idle, it exits at once. Busy, the dispatcher stops claiming; its batches are delivered and
 recorded (or released if interrupted), and the process exits when the task returns.
+
+When only the worker's main process is signalled (Docker, systemd `KillMode=mixed`), Celery
+waits for the running tasks: a lingering dispatch learns of it from one byte of memory the
+main process shares with its pool processes (`worker_stopping`), and returns.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 import signal
 import threading
@@ -13,12 +18,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_shutting_down
 
 from worker import runtime
 
 _busy = False
 _pool_sigterm: Any = None  # billiard's own handler, restored to exit
+# Mapped on import in the main process, before the pool forks: shared with every pool process.
+_worker_stopping = mmap.mmap(-1, 1)
 
 
 def _on_sigterm(_signum: int, _frame: Any) -> None:
@@ -61,3 +68,13 @@ def finishing_batches() -> Iterator[None]:
 def _fresh_after_fork(**_: Any) -> None:
     global _pool_sigterm
     _pool_sigterm = None
+
+
+@worker_shutting_down.connect
+def _mark_worker_stopping(**_: Any) -> None:
+    _worker_stopping[0] = 1
+
+
+def worker_stopping() -> bool:
+    """Whether this worker's main process has begun its shutdown (warm or cold)."""
+    return _worker_stopping[0] == 1

@@ -43,13 +43,11 @@ log = get_logger("crm.tasks")
 
 @app.task(name=DISPATCH)
 def dispatch() -> dict[str, int]:
-    """Claim and deliver due notifications until none is due or the time budget is spent."""
+    """Claim and deliver due notifications until none is due or the time budget is spent, then
+    (with Redis) deliver the next commits' as they come until idle for CRM_DISPATCH_LINGER_SECONDS."""
     shutdown.install()
-    if (flag := runtime.wakeup_flag(settings)) is not None:
-        flag.clear()  # before the claim: a commit from now on publishes a wake-up of its own
-    d = runtime.dispatcher(settings)
     with summarized_dispatch(), shutdown.finishing_batches():
-        report = d.run()
+        report = runtime.dispatch(settings, shutdown.worker_stopping)
     return {"claimed": report.claimed, "delivered": report.delivered, "retried": report.retried}
 
 
