@@ -67,6 +67,12 @@ class Claimed:
     request_id: str | None
     counted_attempts: int = 0  # those that count against the retry policy's maximum
 
+    def body(self) -> bytes:
+        """`payload()` as JSON, byte for byte, encoded without building the dict first."""
+        return _BODY.encode(
+            _Body(self.id, self.type, self.target_system, self.priority, self.data, self.created_at)
+        )
+
     def payload(self) -> dict[str, Any]:
         """The webhook body: the seed's "Notification Payload Example"."""
         return {
@@ -77,6 +83,21 @@ class Claimed:
             "data": self.data,
             "createdAt": self.created_at.isoformat().replace("+00:00", "Z"),
         }
+
+
+class _Body(msgspec.Struct, rename="camel"):
+    """The webhook body's fields in `payload()`'s order (msgspec encodes the id and the aware
+    `created_at` as `payload()` spells them: UTC as `Z`)."""
+
+    id: uuid.UUID
+    type: str
+    target_system: str
+    priority: str
+    data: dict[str, Any]
+    created_at: datetime
+
+
+_BODY = msgspec.json.Encoder()
 
 
 @dataclass(frozen=True, slots=True)
