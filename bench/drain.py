@@ -10,8 +10,8 @@ In one run, on loopback (PostgreSQL 127.0.0.1:5432 trust auth, Redis 127.0.0.1:6
   with `crm worker -c N` and `crm beat` already running and idle, kicks one dispatch task per
   worker process and times insert-commit -> last `read_at`. The ceiling: the fastest plain async
   client loop (aiohttp on uvloop, 64 in flight, one process) posting the same signed bodies
-  (signed before the clock starts) to the same receiver. Prints notifications/s, the ceiling
-  and the ratio (target >= 50 %);
+  (signed before the clock starts) to the same receiver, once the worker has stopped. Prints
+  notifications/s, the ceiling and the ratio (target >= 70 %, issue 14);
 - (b) latency: `crm api` plus the worker and beat; `POST /api/forms/submit` at a steady
   `--rate` per second (open loop) for `--seconds`; the receiver records each webhook's arrival;
   prints p50/p99 of arrival - created_at and of arrival - API answer (target, issue 14:
@@ -33,6 +33,7 @@ In one run, on loopback (PostgreSQL 127.0.0.1:5432 trust auth, Redis 127.0.0.1:6
     uv run python bench/drain.py --only a        # one part
     uv run python bench/drain.py --only s        # worker start-up with a backlog
     uv run python bench/drain.py --quick --only g  # guardrails on vs off
+    uv run python bench/drain.py --quick --only a --fillfactor 70  # HOT claims (experiment)
 """
 
 from __future__ import annotations
@@ -190,12 +191,15 @@ class Bench:
 # --------------------------------------------------------------------------- database
 
 
-def create_database() -> str:
+def create_database(fillfactor: int | None = None) -> str:
     name = f"crm_bench_drain_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = ADMIN_URL.rsplit("/", 1)[0] + "/" + name
     upgrade(url)
+    if fillfactor is not None:  # an experiment (--fillfactor), not what the migrations make
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"ALTER TABLE crm_notifications SET (fillfactor = {int(fillfactor)})")
     return url
 
 
@@ -337,20 +341,22 @@ def part_a(bench: Bench, sizes: list[int]) -> dict[int, Drain]:
     results: dict[int, Drain] = {}
     with Receivers(bench.receivers) as receiver:
         ceilings: dict[int, float] = {}
+        bodies: dict[int, list[tuple[bytes, dict[str, str]]]] = {}
         with bench.stack(receiver.url) as (queue, _):
             for n in sizes:
                 log(f"(a) draining {n:,} notifications")
                 results[n] = drain_once(bench, queue, n)
-                requests = signed_requests(bench.db_url)
-                log(f"(a) ceiling on the same {len(requests):,} signed bodies")
-                ceilings[n] = ceiling(receiver.url, requests)
+                bodies[n] = signed_requests(bench.db_url)
+        for n in sizes:  # with no worker running (the stack has stopped)
+            log(f"(a) ceiling on the same {len(bodies[n]):,} signed bodies")
+            ceilings[n] = ceiling(receiver.url, bodies[n])
     print("\n(a) drain of pre-inserted notifications: insert commit -> last read_at")
     print(f"{'notifications':>14}{'seconds':>10}{'crm/s':>10}{'ceiling/s':>12}{'ratio':>9}")
     for n in sizes:
         d = results[n]
         print(
             f"{n:>14,}{d.seconds:>10.2f}{d.rate:>10,.0f}{ceilings[n]:>12,.0f}"
-            f"{d.rate / ceilings[n]:>9.1%}  {_verdict(d.rate / ceilings[n] >= 0.5)} >= 50%"
+            f"{d.rate / ceilings[n]:>9.1%}  {_verdict(d.rate / ceilings[n] >= 0.7)} >= 70%"
         )
     return results
 
@@ -549,6 +555,12 @@ def main() -> None:
     p.add_argument("--rate", type=float, default=200.0, help="(b) submissions/s (default 200)")
     p.add_argument("--seconds", type=float, default=20.0, help="(b) measured seconds (default 20)")
     p.add_argument(
+        "--fillfactor",
+        type=int,
+        help="ALTER TABLE crm_notifications SET (fillfactor = N) first: room on each page for "
+        "the claim's HOT update (an experiment; the migrations leave the default, 100)",
+    )
+    p.add_argument(
         "--env",
         action="append",
         default=[],
@@ -563,7 +575,7 @@ def main() -> None:
     extra = dict(kv.split("=", 1) for kv in a.env)
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the stack, drop the database
-    db_url = create_database()
+    db_url = create_database(a.fillfactor)
     tmp = Path(tempfile.mkdtemp(prefix="crm-bench-drain-"))
     bench = Bench(db_url, tmp, a.concurrency, a.receivers, extra)
     print(
@@ -571,7 +583,7 @@ def main() -> None:
         f"{a.receivers} processes (aiohttp.web, uvloop, SO_REUSEPORT), PostgreSQL and Redis "
         f"on loopback, {os.cpu_count()} cores; settings: {extra or 'defaults'} "
         f"(CRM_BATCH_SIZE 200, CRM_MAX_IN_FLIGHT 64, CRM_SWEEP_SECONDS 1 unless set; "
-        f"CRM_RATE_LIMIT off)"
+        f"CRM_RATE_LIMIT off){f'; crm_notifications fillfactor {a.fillfactor}' if a.fillfactor else ''}"
     )
     try:
         drained: dict[int, Drain] = {}

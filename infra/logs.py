@@ -34,7 +34,17 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _CONTROL_BUT_NEWLINE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 _MULTILINE_KEYS = frozenset({"exception", "stack"})  # tracebacks keep their lines
 _SENSITIVE_KEYS = ("password", "secret", "token", "api_key", "apikey", "authorization", "cookie")
-_NOT_SCANNED = frozenset({"timestamp", "level", "logger", "request_id", "notification_id"})
+_NOT_SCANNED = frozenset(
+    {
+        "timestamp",
+        "level",
+        "logger",
+        "request_id",
+        "notification_id",
+        "request_ids",
+        "notification_ids",
+    }
+)
 MASK = "***"
 
 

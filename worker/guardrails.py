@@ -66,6 +66,7 @@ class Admission:
     probe: bool = False
 
 
+_HEALTHY = Breaker()
 # How stale another process's pause may be when a request is about to go out.
 SHARED_VIEW_TTL = 0.25
 
@@ -206,6 +207,8 @@ class Guardrails:
             RETRY_AFTER.observe(pause)
         answer = result.answer
         b = self._view.get(target.name, Breaker())
+        if pause is None and answer is Answer.SUCCESS and b == _HEALTHY:
+            return  # nothing changes: the common case, without a new object per answer
         self._view[target.name] = b.after(
             answer, time.time(), pause, base=self.settings.breaker_pause
         )

@@ -68,14 +68,16 @@ def test_one_request_id_is_followed_from_the_api_to_the_receiver(make_stack, eng
             (
                 e
                 for e in _json_lines(worker.log())
-                if e.get("event") == "notification delivered" and e.get("request_id") == request_id
+                if e.get("event") == "notifications delivered"
+                and request_id in e.get("request_ids", [])
             ),
             None,
         )
 
+    # One line per delivered batch, naming every notification and request id in it.
     line = wait_for(delivered_line, 30, "the worker's JSON delivery line with the request id")
-    assert line["notification_id"] == str(note["id"])
-    assert line["target_system"] == "BZION_HUB" and line["http_status"] == 200
+    assert line["notification_ids"] == [str(note["id"])] and line["count"] == 1
+    assert line["target_system"] == "BZION_HUB" and line["max_duration_ms"] >= 0
     assert line["level"] == "info" and line["logger"] == "crm.delivery" and "timestamp" in line
     log = worker.log()
     assert "ready." in log and "jane.doe@example.com" not in log

@@ -1,4 +1,5 @@
-"""A quiet terminal: sweeps that find nothing log nothing at INFO; a delivery logs one summary."""
+"""A quiet terminal: sweeps that find nothing log nothing at INFO; a delivered batch logs one
+line, and the dispatch run one summary."""
 
 from __future__ import annotations
 
@@ -48,7 +49,8 @@ def test_quiet_sweeps_log_nothing_and_a_delivery_logs_one_summary(make_stack):
 
     lines = info_lines(worker, after="ready.")
     events = [e["event"] for e in lines]
-    assert events == ["notification delivered", "dispatch: delivered 1, failed 0"], events
+    assert events == ["notifications delivered", "dispatch: delivered 1, failed 0"], events
+    assert lines[0]["count"] == 1 and lines[0]["logger"] == "crm.delivery"
     assert lines[1]["by_target"] == {
         "BZION_HUB": {"delivered": 1, "retried": 0, "dead_lettered": 0}
     }
