@@ -12,12 +12,19 @@ In one run, on loopback (PostgreSQL 127.0.0.1:5432, trust auth):
 3. export, COPY path (`export_csv`, as `crm leads export` runs it, into a file) and the ceiling:
    a plain `COPY leads TO STDOUT (FORMAT csv)` of the same rows into a file;
 4. export, old path (`csv_io.export_leads` + csv.writer: pages of `list_leads`);
-5. import ceiling: leads (and what hangs off them) truncated, then a plain
+5. import floor: what the COPY path wrote (leads, NEW_LEAD rows, audit rows) dumped with
+   `COPY ... TO STDOUT (FORMAT binary)`, truncated, and written back by three plain binary
+   COPYs in one transaction: the database's own cost of those rows, with no CSV, no checks and
+   no SELECT (the floor of any import that writes them on one connection);
+6. import ceiling: leads (and what hangs off them) truncated, then a plain
    `COPY leads FROM STDIN (FORMAT csv)` of the rows the plain COPY exported;
-6. import, old path (`csv_io.import_leads`, batches of 500 in savepoints) into empty tables, on
+7. import, old path (`csv_io.import_leads`, batches of 500 in savepoints) into empty tables, on
    the first `--old-rows` rows of the same file (20,000: at the old speed the whole file takes
    minutes; `--old-rows 0` runs the whole file);
-7. prints rows/s of each next to its ceiling and the ratios, drops the database.
+8. prints rows/s of each next to its ceiling and the ratios, and for the COPY path import and
+   the floor the CPU seconds of the client process and of its PostgreSQL backend (read from
+   /proc: the server is on this machine), so a figure taken on a busy machine can be read;
+   drops the database.
 
     uv run python bench/csv_io.py
     uv run python bench/csv_io.py --rows 50000 --old-rows 5000   # quicker
@@ -63,6 +70,49 @@ TYPES = ("LEAD", "CONTACT_REQUEST", "QUOTE_REQUEST")
 SOURCES = ("manual_import", "trade_show", "referral", "web", "partner")
 REGIONS = ("north", "south", "east", "west")
 OUTBOX_TABLES = "leads, crm_notifications, lead_audit_entries"
+WRITTEN = ("leads", "crm_notifications", "lead_audit_entries")  # what an import writes
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def backend_cpu(pid: int) -> float:
+    """CPU seconds a local PostgreSQL backend has used (nan when /proc does not show it)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def write_back(url: str) -> tuple[int, float, float]:
+    """The import floor: the rows of WRITTEN dumped, truncated and COPYed back (binary, one
+    transaction); (leads, seconds, backend CPU seconds)."""
+    with psycopg.connect(url) as conn, conn.cursor() as cur:
+        dumps = []
+        for table in WRITTEN:
+            cur.execute(
+                "SELECT string_agg(quote_ident(column_name), ', ' ORDER BY ordinal_position) "
+                "FROM information_schema.columns WHERE table_schema = 'public' "
+                "AND table_name = %s AND is_generated = 'NEVER'",
+                (table,),
+            )
+            columns = cur.fetchone()[0]  # type: ignore[index]
+            buf = io.BytesIO()
+            with cur.copy(f"COPY (SELECT {columns} FROM {table}) TO STDOUT (FORMAT binary)") as cp:
+                for data in cp:
+                    buf.write(data)
+            dumps.append((table, columns, buf.getvalue()))
+        cur.execute(f"TRUNCATE {OUTBOX_TABLES} CASCADE")
+        conn.commit()
+        pid = conn.info.backend_pid
+        t0, c0 = time.perf_counter(), backend_cpu(pid)
+        for table, columns, data in dumps:
+            with cur.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT binary)") as cp:
+                for start in range(0, len(data), 1 << 20):
+                    cp.write(data[start : start + (1 << 20)])
+            if table == "leads":
+                leads = cur.rowcount
+        conn.commit()
+        return leads, time.perf_counter() - t0, backend_cpu(pid) - c0
 
 
 def write_csv(path: Path, n: int, seed: int = 14) -> None:
@@ -115,14 +165,23 @@ async def run(settings: Settings, url: str, csv_path: Path, tmp: Path, old_rows:
                 ),
             )
 
+        server: list[float] = []  # the import's backend: pid, CPU seconds at its start
+
         async def import_new() -> ImportReport:
             with csv_path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
                 async with db.transaction() as conn:
+                    pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+                    server.extend((pid, backend_cpu(pid)))
                     return await copy_import_leads(conn, read_csv(f), ACTOR, ROUTES)
 
+        client = time.process_time()
         secs, report = await timed(import_new)
         assert not report.errors, report.errors[:3]
         out["import_new"] = (report.imported, secs)
+        out["import_new_cpu"] = (
+            time.process_time() - client,
+            backend_cpu(int(server[0])) - server[1],
+        )
         log(f"import (COPY path): {report.imported} leads in {secs:.2f} s")
 
         async def export_new() -> int:
@@ -155,6 +214,11 @@ async def run(settings: Settings, url: str, csv_path: Path, tmp: Path, old_rows:
         secs, n = await timed(export_old)
         out["export_old"] = (n, secs)
         log(f"export (old path): {n} leads in {secs:.2f} s")
+
+        leads, secs, cpu = await asyncio.to_thread(write_back, url)
+        out["import_floor"] = (leads, secs)
+        out["import_floor_cpu"] = (0.0, cpu)
+        log(f"import floor (the same rows, plain binary COPY): {secs:.2f} s")
 
         with psycopg.connect(url) as conn:
             conn.execute(f"TRUNCATE {OUTBOX_TABLES} CASCADE")
@@ -201,20 +265,27 @@ def report(out: dict[str, Any], rows: int, load: tuple[float, float]) -> str:
       f"{out['outbox_rows_per_lead']:.2f} outbox rows per lead; "
       f"{os.cpu_count()} cores, load average {load[0]:.2f} -> {load[1]:.2f}")  # fmt: skip
     p()
-    p(f"| {'path':<44} | {'rows':>8} | {'seconds':>7} | {'rows/s':>9} | {'of ceiling':>10} |")
-    p(f"|{'-' * 46}|{'-' * 10}|{'-' * 9}|{'-' * 11}|{'-' * 12}|")
+    p(f"| {'path':<45} | {'rows':>8} | {'seconds':>7} | {'rows/s':>9} | {'of ceiling':>10} |")
+    p(f"|{'-' * 47}|{'-' * 10}|{'-' * 9}|{'-' * 11}|{'-' * 12}|")
     for what, key, ceiling in (
         ("export: plain COPY leads TO STDOUT (ceiling)", "export_ceiling", "export_ceiling"),
         ("export: COPY path (crm leads export)", "export_new", "export_ceiling"),
         ("export: old path (pages of list_leads)", "export_old", "export_ceiling"),
         ("import: plain COPY leads FROM STDIN (ceiling)", "import_ceiling", "import_ceiling"),
+        ("import: same rows as the import, binary COPY", "import_floor", "import_ceiling"),
         ("import: COPY path (crm leads import)", "import_new", "import_ceiling"),
         ("import: old path (batches in savepoints)", "import_old", "import_ceiling"),
     ):
         n, secs = out[key]
         r, c = rate(n, secs), rate(*out[ceiling])
-        p(f"| {what:<44} | {n:>8,} | {secs:>7.2f} | {r:>9,.0f} | {r / c:>10.2f} |")
+        p(f"| {what:<45} | {n:>8,} | {secs:>7.2f} | {r:>9,.0f} | {r / c:>10.2f} |")
     p()
+    n, secs = out["import_new"]
+    client, server = out["import_new_cpu"]
+    p(f"import, COPY path: {rate(*out['import_new']) / rate(*out['import_floor']):.2f} of the floor "
+      f"(leads, NEW_LEAD and audit rows by plain COPY: {out['import_floor'][1]:.2f} s, "
+      f"{out['import_floor_cpu'][1]:.2f} s of server CPU); its CPU: client {client:.2f} s, "
+      f"server {server:.2f} s, wall {secs:.2f} s")  # fmt: skip
     p(f"export after/before: {rate(*out['export_new']) / rate(*out['export_old']):.1f}x; "
       f"import after/before: {rate(*out['import_new']) / rate(*out['import_old']):.1f}x")  # fmt: skip
     return lines.getvalue()

@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from domain.custom_fields.definitions import CreateField, create_field
 from domain.enums import CustomFieldEntity, CustomFieldType, NotificationPriority, NotificationType
+from domain.leads import csv_copy
 from domain.leads.csv_copy import copy_import_leads, export_csv
 from domain.leads.csv_io import FORMULA_STARTS, ImportReport, export_leads, import_leads, read_csv
 from domain.leads.queries import LeadFilters, LeadSort
@@ -145,6 +146,54 @@ def test_a_row_the_database_refuses_falls_back_to_the_row_by_row_report(settings
     assert [e.line for e in report.errors] == [3]
     assert "no_mallory" in report.errors[0].reason
     assert (report.imported, count(engine, "crm_notifications", "target_system = 'ALL'")) == (2, 2)
+
+
+def test_a_file_over_several_chunks_is_imported_as_the_row_by_row_path_does(
+    settings, engine, monkeypatch
+):
+    # chunks of 2, 3, 3...: a repeat of a row in an earlier chunk, a lead already there
+    monkeypatch.setattr(csv_copy, "FIRST_CHUNK", 2)
+    monkeypatch.setattr(csv_copy, "MAX_CHUNK", 3)
+    _define_fields(settings)
+    _import(settings, ALREADY_THERE, fast=False)
+    old = _import(settings, MIXED, fast=False)
+    old_rows = _snapshot(engine)
+    _truncate(engine)
+    _import(settings, ALREADY_THERE, fast=False)
+    new = _import(settings, MIXED, fast=True)
+    assert new == old
+    assert _snapshot(engine) == old_rows
+
+
+def test_a_row_refused_in_a_later_chunk_is_reported_after_the_bad_rows(
+    settings, engine, monkeypatch
+):
+    monkeypatch.setattr(csv_copy, "FIRST_CHUNK", 2)
+    monkeypatch.setattr(csv_copy, "MAX_CHUNK", 2)
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE leads ADD CONSTRAINT no_mallory CHECK (name <> 'Mallory')"))
+    try:
+        data = (
+            b"email,name,leadScore\n"
+            b"a@x.example,Ann,50\n"  # chunk 1
+            b"not-an-email,Bad,\n"
+            b"b@x.example,Bob,90\n"  # chunk 1
+            b"c@x.example,Carl,\n"  # chunk 2
+            b"m@x.example,Mallory,\n"  # chunk 2: refused by the database
+            b"d@x.example,Dana,999\n"
+            b"e@x.example,Eve,\n"  # chunk 3
+        )
+        report = _import(settings, data, fast=True)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE leads DROP CONSTRAINT no_mallory"))
+    assert [e.line for e in report.errors] == [3, 7, 6]
+    assert "no_mallory" in report.errors[2].reason
+    assert (report.rows, report.imported, report.existing) == (7, 4, 0)
+    assert count(engine, "leads") == 4
+    assert count(engine, "crm_notifications", "target_system = 'ALL'") == 4
+    assert count(engine, "crm_notifications", "target_system = 'HOT'") == 1  # Bob's 90
+    assert count(engine, "lead_audit_entries") == 8
 
 
 def _export(settings: Any, filters: LeadFilters, sort: LeadSort, fast: bool) -> str:
