@@ -69,7 +69,7 @@ def _serve_worker_metrics(settings: Settings, port: int) -> None:
 @click.option("--schedule", default=None, help="beat state file (default: a temp file)")
 @click.option("--loglevel", default="INFO", show_default=True)
 def beat(schedule: str | None, loglevel: str) -> None:
-    """Run Celery beat: dispatch sweep, stats snapshots, stale alerts, retention."""
+    """Run Celery beat: dispatch sweep, stats snapshots, stale alerts, retention, partitions."""
     from crm_cli import load_settings
 
     load_settings()
