@@ -11,7 +11,7 @@ in the caller's one transaction: a chunk is streamed into a temporary staging ta
 database), their NEW_LEAD outbox rows and their audit entries, skipping (email, source) pairs
 that exist. While the database writes a chunk, a worker thread reads and checks the next one
 (twice as many rows, up to MAX_CHUNK), so the two cores work at once: the database is the
-bottleneck, and its cost is about that of COPYing the same rows (bench/csv_io.py). The
+bottleneck, at 1.15-1.4 times the CPU of COPYing the same rows (bench/csv_io.py). The
 payload is the one builder's (`new_lead_notifications`), turned into `jsonb_build_object`
 from its own output, and the routing is `priority_for`/`targets_for` tabulated for every
 score. If the database refuses a chunk's statement (a constraint), it is undone and that
