@@ -7,7 +7,8 @@ In one run, on loopback (PostgreSQL 127.0.0.1:5432, trust auth):
    file: names, companies, phones (half start with `+`, so neutralised on export), three types,
    five sources, scores 0-100, assignees, `cf.region`;
 2. import, COPY path (`domain.leads.csv_copy.copy_import_leads`, as `crm leads import` runs it
-   on PostgreSQL: reading the file, validating, staging, one set-based insert of leads, NEW_LEAD
+   on PostgreSQL: reading the file and validating on a worker thread while the database writes
+   the chunk before, each chunk staged then written by one set-based insert of leads, NEW_LEAD
    rows for two routes (one of them HIGH only) and audit rows, commit);
 3. export, COPY path (`export_csv`, as `crm leads export` runs it, into a file) and the ceiling:
    a plain `COPY leads TO STDOUT (FORMAT csv)` of the same rows into a file;

@@ -243,6 +243,9 @@ def test_a_big_file_imports_fully(settings, engine):
     assert (report.rows, report.imported, report.errors) == (20_000, 20_000, [])
     assert count(engine, "leads") == 20_000
     assert count(engine, "lead_audit_entries") == 40_000
+    # each lead's trail reads as audit_rows wrote it: status first, then lead_score
+    assert count(engine, "lead_audit_entries s JOIN lead_audit_entries l USING (lead_id)",
+                 "s.field = 'status' AND l.field = 'lead_score' AND s.id < l.id") == 20_000  # fmt: skip
     assert count(engine, "crm_notifications", "target_system = 'ALL'") == 20_000
     assert count(engine, "crm_notifications", "target_system = 'HOT'") == count(
         engine, "leads", "lead_score >= 80"
