@@ -107,38 +107,47 @@ async def _linger(
     over by another dispatch).
 
     A wake-up that comes while a drain runs starts another at once (up to HOT_DRAINS): its claim
-    sees the new commit, instead of waiting for the running drain's requests and records.
+    sees the new commit, instead of waiting for the running drain's requests and records. Every
+    CRM_SWEEP_SECONDS without one it drains anyway, as beat's sweep would (retries come due
+    without a commit; a sweep may wait behind it for the pool process), without counting as
+    activity.
     """
     running: set[asyncio.Task[DrainReport]] = set()
     waiter: asyncio.Task[bool] | None = None
     woken = False
     idle_until = time.monotonic() + linger
+    sweep = d.settings.sweep_seconds
+    next_sweep = time.monotonic() + sweep
     try:
         while not d.stopping and not worker_stopping():
             now = time.monotonic()
             if now >= deadline or (not running and not woken and now >= idle_until):
                 break
             if woken and len(running) < HOT_DRAINS:
-                woken = False
+                woken, next_sweep = False, now + sweep
                 running.add(asyncio.create_task(d.drain(_left(deadline))))
             if waiter is None and not woken:
                 if not await watch.keep():
                     return False
                 # While drains run, idleness is not judged: wait a whole step.
-                until = deadline if running else min(idle_until, deadline)
+                until = min(deadline if running else min(idle_until, deadline), next_sweep)
                 waiter = asyncio.create_task(watch.wait(until - now))
             done, _ = await asyncio.wait(
                 running | ({waiter} if waiter else set()), return_when=asyncio.FIRST_COMPLETED
             )
             for task in [t for t in running if t in done]:
                 running.discard(task)
-                _add(total, task.result())
+                report = task.result()
+                _add(total, report)
                 LAST_DISPATCH.set_to_current_time()  # alive, though the task goes on
-                idle_until = time.monotonic() + linger
+                if report.claimed:
+                    idle_until = time.monotonic() + linger
             if waiter in done:
                 woken, waiter = waiter.result(), None
                 if woken:
                     idle_until = time.monotonic() + linger
+                elif time.monotonic() >= next_sweep:
+                    woken = True  # the sweep's drain
     finally:
         # Never leave a drain or a read running on the loop (a wait ends within one STEP).
         await asyncio.gather(*running, *([waiter] if waiter else []), return_exceptions=True)

@@ -16,6 +16,7 @@ from tests.conftest import rows
 from tests.e2e.harness import SECRET, Receiver, always, wait_for
 from tests.e2e.test_outbox_delivery import FORM, _state
 from tests.e2e.test_outbox_delivery_resilience import seed_notifications
+from worker.guardrails import STATES_TTL
 
 
 def _read(engine, target: str = "BZION_HUB") -> int:
@@ -174,6 +175,9 @@ def test_410_disables_the_destination_with_an_alert_and_its_rows_wait(make_stack
     assert "alert target_disabled raised" in "".join(p.log() for p in stack.procs)
 
     gone["on"] = False
+    # The pool process that saw the 410 stops at once; another one (running the sweeps while a
+    # hot dispatch lingers) re-reads the destination's state within STATES_TTL.
+    time.sleep(STATES_TTL)
     waiting = client.post("/api/forms/submit", json={**FORM, "email": "b@company.com"}).json()
     time.sleep(1.5)  # several sweeps: a disabled destination gets nothing
     assert receiver.ids() == [first]
