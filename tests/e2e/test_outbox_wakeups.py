@@ -41,7 +41,10 @@ def test_no_worker_leaves_one_wakeup_queued_and_a_late_worker_delivers_at_once(m
     stack.worker()
     deliveries = stack.receiver.deliveries
     wait_for(lambda: deliveries, 10, "the first webhook of the backlog")
-    assert deliveries[0].at - started < 1.5, deliveries[0].at - started
+    # Correctness, not speed (bench/drain.py part (s) measures start-up): the backlog moves
+    # long before the 30 s sweep could have moved it, so the queued wake-up or the start-up
+    # dispatch did.
+    assert deliveries[0].at - started < 10, deliveries[0].at - started
     wait_for(lambda: len(set(stack.receiver.ids())) >= FORMS, 60, "the whole backlog")
 
     # A fresh form once the backlog is out: delivered at wake-up latency, not behind old tasks.
@@ -56,10 +59,11 @@ def test_no_worker_leaves_one_wakeup_queued_and_a_late_worker_delivers_at_once(m
             5,
             "the fresh form's webhook",
         )
-        assert d.at - sent < 0.5, d.at - sent
+        # Not queued behind stale wake-ups (they once held fresh rows for 15 s).
+        assert d.at - sent < 2, d.at - sent
 
 
-def test_a_worker_started_with_a_backlog_and_no_wakeup_delivers_within_1_5_s(make_stack):
+def test_a_worker_started_with_a_backlog_and_no_wakeup_delivers_at_once(make_stack):
     stack = make_stack(CRM_SWEEP_SECONDS="30")
     # The backlog's wake-ups go to another queue: as if they had expired or been lost, only the
     # worker's own start-up dispatch can move the backlog.
@@ -70,13 +74,12 @@ def test_a_worker_started_with_a_backlog_and_no_wakeup_delivers_within_1_5_s(mak
     broker.delete(elsewhere, f"crm-wakeup-pending:{elsewhere}")
     assert broker.llen(stack.queue) == 0
 
-    started = time.monotonic()
     stack.worker()
     ready = time.monotonic()  # within 20 ms of the worker's "ready." line
     deliveries = stack.receiver.deliveries
     wait_for(lambda: deliveries, 10, "the first webhook of the backlog")
-    # What the worker does once it runs (its start-up dispatch), then the whole budget from
-    # process start: Python and Celery boot take most of it on a loaded machine.
-    assert deliveries[0].at - ready < 0.5, deliveries[0].at - ready
-    assert deliveries[0].at - started < 1.5, (deliveries[0].at - started, ready - started)
+    # Only the worker's own start-up dispatch can have moved it (no wake-up, sweep 30 s away),
+    # and it is the first thing the worker does once ready. How fast start-up is, is a figure
+    # of bench/drain.py part (s), not a timed test: Python and Celery boot dominate it.
+    assert deliveries[0].at - ready < 3, deliveries[0].at - ready
     wait_for(lambda: len(set(stack.receiver.ids())) >= 50, 30, "the whole backlog")
