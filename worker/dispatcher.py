@@ -122,6 +122,8 @@ class Dispatcher:
         self.guard = Guardrails(settings, self.engine)
         self.connectors = Connectors()  # kinds other than webhook, made on first use
         self.in_flight: set[uuid.UUID] = set()
+        # Per target: set once every row of its latest batch has taken a slot (deliver_batch).
+        self._rows_taken: dict[str, asyncio.Event] = {}
         self.stopping = False  # set on SIGTERM: finish the batches in hand, claim no more
         # The worker's long-lived objects (Celery, SQLAlchemy metadata) leave the collector's
         # generations, so collections triggered by the hot path's allocations stay cheap.
@@ -293,6 +295,11 @@ class Dispatcher:
         session, egress_allow, slots = self.session, self.egress_allow, self.slots
         results: list[AttemptResult | None] = [None] * len(batch)
         rows = iter(enumerate(batch))
+        # Batches of one target take slots in claim order, as one queue: this batch's senders
+        # start once every row of the target's previous batch holds (or held) a slot, so a
+        # later lane's rows never overtake an earlier claim's (HIGH before NORMAL).
+        previous = self._rows_taken.get(target.name)
+        taken = self._rows_taken[target.name] = asyncio.Event()
 
         async def sender() -> None:
             """Post rows one at a time, each holding a slot; whoever holds a slot takes the
@@ -301,6 +308,7 @@ class Dispatcher:
                 async with target_slots, slots:
                     i, n = next(rows, (-1, None))
                     if n is None:
+                        taken.set()
                         return
                     if time.monotonic() + timeout > lease_ends:
                         continue  # another worker may claim it once the lease ends: not ours
@@ -324,7 +332,14 @@ class Dispatcher:
 
         # A sender per slot this batch can use (not a task per row): fewer tasks to schedule.
         cap = self.settings.max_in_flight if target_cap is None else target.max_in_flight or 1
-        await asyncio.gather(*(sender() for _ in range(min(len(batch), cap))))
+        try:
+            if previous is not None:
+                await previous.wait()
+            await asyncio.gather(*(sender() for _ in range(min(len(batch), cap))))
+        finally:
+            taken.set()
+            if self._rows_taken.get(target.name) is taken:
+                del self._rows_taken[target.name]
         return [r for r in results if r is not None]
 
     async def hand_over(

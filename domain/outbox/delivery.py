@@ -27,6 +27,7 @@ from sqlalchemy import (
     case,
     cast,
     column,
+    exists,
     func,
     insert,
     or_,
@@ -44,7 +45,7 @@ from domain.destinations.guardrails import (
     pause_for,
 )
 from domain.enums import NotificationStatus
-from domain.models import ATTEMPTS, NOTIFICATIONS, utcnow
+from domain.models import ATTEMPTS, NOTIFICATIONS, TARGET_STATE, utcnow
 from domain.outbox.queries import is_unread
 from domain.outbox.rows import mark_outbox_written
 from domain.rules import RetryPolicy
@@ -187,17 +188,26 @@ def _any_due(now: Any, targets: Sequence[str]) -> Any:
     # and evaluated once per claim (an InitPlan): when every pending row waits in backoff, the
     # claim stops here instead of walking the whole backlog in priority order to find nothing
     # (the planner cannot know pending rows are the ones in the future; issue 14).
+    #
+    # Then, only when something is due, that the target is not disabled (crm_target_state): a
+    # destination disabled by one worker process gets nothing from the others either, even
+    # while their cached copy of the state (worker/guardrails.py, STATES_TTL) is older.
     return or_(
         *(
-            select(func.min(N.c.next_attempt_at))
-            .where(
-                N.c.target_system == target,
-                is_unread(),
-                N.c.status == NotificationStatus.PENDING,
-                or_(N.c.claimed_until.is_(None), N.c.claimed_until < now),
+            and_(
+                select(func.min(N.c.next_attempt_at))
+                .where(
+                    N.c.target_system == target,
+                    is_unread(),
+                    N.c.status == NotificationStatus.PENDING,
+                    or_(N.c.claimed_until.is_(None), N.c.claimed_until < now),
+                )
+                .scalar_subquery()
+                <= now,
+                ~exists().where(
+                    TARGET_STATE.c.name == target, TARGET_STATE.c.disabled_reason.is_not(None)
+                ),
             )
-            .scalar_subquery()
-            <= now
             for target in targets
         )
     )
