@@ -352,6 +352,9 @@ class _Outcome(msgspec.Struct, omit_defaults=False):
     delivered: bool
     status: str
     counted: int  # added to counted_attempts
+    # The row's partition key on PostgreSQL (migration 0013): with it the update probes one
+    # partition's primary key instead of every partition's.
+    created_at: datetime
     next_attempt_at: datetime | None = None  # None: unchanged (a delivered row)
     failed_at: datetime | None = None
     last_error: str | None = None
@@ -379,6 +382,7 @@ class _Outcome(msgspec.Struct, omit_defaults=False):
             delivered,
             status.value,
             counted,
+            n.created_at,
             **row,
         )
 
@@ -420,6 +424,7 @@ def _record_statement() -> Any:
                 column("delivered", Boolean),
                 column("status", Text),
                 column("counted", Integer),
+                column("created_at", Ts),
                 column("next_attempt_at", Ts),
                 column("failed_at", Ts),
                 column("last_error", Text),
@@ -444,7 +449,7 @@ def _record_statement() -> Any:
     return (
         update(N)
         .add_cte(attempts.cte("attempts"))
-        .where(N.c.id == o.c.id, is_unread())
+        .where(N.c.id == o.c.id, N.c.created_at == o.c.created_at, is_unread())
         .values(
             read=o.c.delivered,
             read_at=case((o.c.delivered, now), else_=N.c.read_at),
