@@ -118,7 +118,9 @@ def _truncate(engine: Any) -> None:
         conn.execute(text("TRUNCATE leads, crm_notifications, lead_audit_entries CASCADE"))
 
 
-def test_copy_import_reports_and_writes_exactly_what_the_row_by_row_path_does(settings, engine):
+def _both_paths(settings, engine):  # type: ignore[no-untyped-def]
+    """MIXED imported by the row-by-row path, then (tables emptied) by the COPY path, each over
+    the same lead already there: both reports, and the rows each path left."""
     _define_fields(settings)
     _import(settings, ALREADY_THERE, fast=False)
     old = _import(settings, MIXED, fast=False)
@@ -126,10 +128,15 @@ def test_copy_import_reports_and_writes_exactly_what_the_row_by_row_path_does(se
     _truncate(engine)
     _import(settings, ALREADY_THERE, fast=False)
     new = _import(settings, MIXED, fast=True)
+    return old, new, old_rows, _snapshot(engine)
+
+
+def test_copy_import_reports_and_writes_exactly_what_the_row_by_row_path_does(settings, engine):
+    old, new, old_rows, new_rows = _both_paths(settings, engine)
     assert new == old
     assert (new.rows, new.imported, new.existing) == (16, 5, 1)
     assert len(new.errors) == 10  # the bad rows: every reason the old path knows
-    assert _snapshot(engine) == old_rows
+    assert new_rows == old_rows
     assert count(engine, "crm_notifications", "target_system = 'HOT'") == 1  # score 80 only
     assert count(engine, "crm_notifications", "target_system = 'QUOTES_ONLY'") == 0
 
@@ -154,15 +161,9 @@ def test_a_file_over_several_chunks_is_imported_as_the_row_by_row_path_does(
     # chunks of 2, 3, 3...: a repeat of a row in an earlier chunk, a lead already there
     monkeypatch.setattr(csv_copy, "FIRST_CHUNK", 2)
     monkeypatch.setattr(csv_copy, "MAX_CHUNK", 3)
-    _define_fields(settings)
-    _import(settings, ALREADY_THERE, fast=False)
-    old = _import(settings, MIXED, fast=False)
-    old_rows = _snapshot(engine)
-    _truncate(engine)
-    _import(settings, ALREADY_THERE, fast=False)
-    new = _import(settings, MIXED, fast=True)
+    old, new, old_rows, new_rows = _both_paths(settings, engine)
     assert new == old
-    assert _snapshot(engine) == old_rows
+    assert new_rows == old_rows
 
 
 def test_a_row_refused_in_a_later_chunk_is_reported_after_the_bad_rows(
