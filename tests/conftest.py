@@ -46,9 +46,16 @@ def _clean_tables(request: pytest.FixtureRequest) -> None:
     if "engine" not in request.fixturenames:
         return
     eng: Engine = request.getfixturevalue("engine")
-    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    # Only the tables the last test wrote: one EXISTS probe per table is a few milliseconds,
+    # a TRUNCATE of every table (and every outbox partition) about 120 ms per test.
+    probe = " UNION ALL ".join(
+        f"SELECT '{t.name}' WHERE EXISTS (SELECT FROM {t.name})"
+        for t in Base.metadata.sorted_tables
+    )
     with eng.begin() as conn:
-        conn.execute(text(f"TRUNCATE {tables} CASCADE"))
+        written = conn.execute(text(probe)).scalars().all()
+        if written:
+            conn.execute(text(f"TRUNCATE {', '.join(written)} CASCADE"))
 
 
 # The tests' receivers listen on 127.0.0.1, which the egress rule refuses unless allowed; only
