@@ -9,7 +9,8 @@ In one run, on loopback (PostgreSQL 127.0.0.1:5432 trust auth, Redis 127.0.0.1:6
 - (a) drain: for 10,000 and 100,000 notifications inserted with one statement (generate_series),
   with `crm worker -c N` and `crm beat` already running and idle, kicks one dispatch task per
   worker process and times insert-commit -> last `read_at`. The ceiling: the fastest plain async
-  client loop (aiohttp on uvloop, 64 in flight, one process) posting the same signed bodies
+  client loop (aiohttp on uvloop; the better of one process x 64 in flight and two processes
+  x 32, both printed) posting the same signed bodies
   (signed before the clock starts) to the same receiver, once the worker has stopped. Prints
   notifications/s, the ceiling and the ratio (target >= 70 %, issue 14);
 - (b) latency: `crm api` plus the worker and beat; `POST /api/forms/submit` at a steady
@@ -199,7 +200,14 @@ def create_database(fillfactor: int | None = None) -> str:
     upgrade(url)
     if fillfactor is not None:  # an experiment (--fillfactor), not what the migrations make
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f"ALTER TABLE crm_notifications SET (fillfactor = {int(fillfactor)})")
+            # On PostgreSQL the table is partitioned (migration 0013): a storage parameter is
+            # set on each partition that exists (the bench's rows all land in this week's).
+            leaves = conn.execute(
+                "SELECT relid::regclass::text FROM pg_partition_tree('crm_notifications') "
+                "WHERE isleaf"
+            ).fetchall()
+            for (leaf,) in leaves or [("crm_notifications",)]:
+                conn.execute(f"ALTER TABLE {leaf} SET (fillfactor = {int(fillfactor)})")
     return url
 
 
@@ -314,12 +322,20 @@ def _secrets() -> tuple[Any, ...]:
     return parse_targets(env)[0].secrets
 
 
-def ceiling(url: str, requests: list[tuple[bytes, dict[str, str]]]) -> float:
-    """Requests/s of a plain aiohttp loop, 64 in flight, on uvloop, posting every request once."""
+def ceiling(url: str, requests: list[tuple[bytes, dict[str, str]]]) -> tuple[float, str]:
+    """Requests/s of the best plain aiohttp loop on uvloop posting every request once: one
+    process x 64 in flight, or two processes x 32 (each half the requests), as issue 14 says."""
+    one = _aiohttp_loop(url, requests, CEILING_IN_FLIGHT)
+    two = _aiohttp_loop_processes(url, requests, 2, CEILING_IN_FLIGHT // 2)
+    label = f"1 x {CEILING_IN_FLIGHT}: {one:,.0f}/s, 2 x {CEILING_IN_FLIGHT // 2}: {two:,.0f}/s"
+    return max(one, two), label
+
+
+def _aiohttp_loop(url: str, requests: list[tuple[bytes, dict[str, str]]], in_flight: int) -> float:
     import uvloop
 
     async def run() -> float:
-        connector = aiohttp.TCPConnector(limit=CEILING_IN_FLIGHT, limit_per_host=CEILING_IN_FLIGHT)
+        connector = aiohttp.TCPConnector(limit=in_flight, limit_per_host=in_flight)
         async with aiohttp.ClientSession(connector=connector) as session:
             it = iter(requests)
 
@@ -331,16 +347,45 @@ def ceiling(url: str, requests: list[tuple[bytes, dict[str, str]]]) -> float:
                             raise RuntimeError(f"receiver answered {r.status}")
 
             started = time.perf_counter()
-            await asyncio.gather(*(loop() for _ in range(CEILING_IN_FLIGHT)))
+            await asyncio.gather(*(loop() for _ in range(in_flight)))
             return len(requests) / (time.perf_counter() - started)
 
     return uvloop.run(run())
+
+
+def _aiohttp_loop_processes(
+    url: str, requests: list[tuple[bytes, dict[str, str]]], processes: int, in_flight: int
+) -> float:
+    """`processes` forked loops, each posting its share, timed from a common start to the
+    last one's end (forking and exiting are outside the clock)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    start, done = ctx.Barrier(processes + 1), ctx.Queue()
+
+    def child(share: list[tuple[bytes, dict[str, str]]]) -> None:
+        start.wait()
+        _aiohttp_loop(url, share, in_flight)
+        done.put(time.perf_counter())
+
+    procs = [ctx.Process(target=child, args=(requests[i::processes],)) for i in range(processes)]
+    for p in procs:
+        p.start()
+    start.wait()
+    started = time.perf_counter()
+    ended = max(done.get(timeout=300) for _ in procs)
+    for p in procs:
+        p.join()
+        if p.exitcode != 0:
+            raise RuntimeError(f"a ceiling process exited with {p.exitcode}")
+    return len(requests) / (ended - started)
 
 
 def part_a(bench: Bench, sizes: list[int]) -> dict[int, Drain]:
     results: dict[int, Drain] = {}
     with Receivers(bench.receivers) as receiver:
         ceilings: dict[int, float] = {}
+        variants: dict[int, str] = {}
         bodies: dict[int, list[tuple[bytes, dict[str, str]]]] = {}
         with bench.stack(receiver.url) as (queue, _):
             for n in sizes:
@@ -349,7 +394,7 @@ def part_a(bench: Bench, sizes: list[int]) -> dict[int, Drain]:
                 bodies[n] = signed_requests(bench.db_url)
         for n in sizes:  # with no worker running (the stack has stopped)
             log(f"(a) ceiling on the same {len(bodies[n]):,} signed bodies")
-            ceilings[n] = ceiling(receiver.url, bodies[n])
+            ceilings[n], variants[n] = ceiling(receiver.url, bodies[n])
     print("\n(a) drain of pre-inserted notifications: insert commit -> last read_at")
     print(f"{'notifications':>14}{'seconds':>10}{'crm/s':>10}{'ceiling/s':>12}{'ratio':>9}")
     for n in sizes:
@@ -358,6 +403,8 @@ def part_a(bench: Bench, sizes: list[int]) -> dict[int, Drain]:
             f"{n:>14,}{d.seconds:>10.2f}{d.rate:>10,.0f}{ceilings[n]:>12,.0f}"
             f"{d.rate / ceilings[n]:>9.1%}  {_verdict(d.rate / ceilings[n] >= 0.7)} >= 70%"
         )
+    for n in sizes:
+        print(f"  ceiling for {n:,}, the best of: {variants[n]}")
     return results
 
 
@@ -582,7 +629,7 @@ def main() -> None:
         f"drain: crm worker -c {a.concurrency} + crm beat, receiver: bench/receiver.py x "
         f"{a.receivers} processes (aiohttp.web, uvloop, SO_REUSEPORT), PostgreSQL and Redis "
         f"on loopback, {os.cpu_count()} cores; settings: {extra or 'defaults'} "
-        f"(CRM_BATCH_SIZE 200, CRM_MAX_IN_FLIGHT 64, CRM_SWEEP_SECONDS 1 unless set; "
+        f"(CRM_BATCH_SIZE 384, CRM_MAX_IN_FLIGHT 64, CRM_SWEEP_SECONDS 1 unless set; "
         f"CRM_RATE_LIMIT off){f'; crm_notifications fillfactor {a.fillfactor}' if a.fillfactor else ''}"
     )
     try:

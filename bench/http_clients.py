@@ -1,9 +1,9 @@
-"""httpx.AsyncClient vs aiohttp.ClientSession posting webhooks to one loopback receiver.
+"""httpx.AsyncClient vs aiohttp.ClientSession vs worker/http1.py posting webhooks to one receiver.
 
 Justifies the delivery transport (worker/transport.py). In one run:
 
 1. starts one receiver process (bench/receiver.py: aiohttp.web on uvloop, answers 200 at once);
-2. for each client (httpx, aiohttp) and each concurrency (8, 64 in flight), posts the same
+2. for each client (httpx, aiohttp, the worker's http1.Client) and each concurrency (8, 64 in flight), posts the same
    signed notification body from this process for `--seconds` after a short warm-up,
    one pooled client, `in_flight` coroutines each awaiting its reply before the next post;
 3. measures the ceiling of the same work: wrk (C, 1 thread, 64 connections) posting the same
@@ -41,6 +41,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.receiver import Receivers  # noqa: E402
+from infra.egress import GuardedResolver, parse_allow  # noqa: E402
+from worker.http1 import Client  # noqa: E402
 from worker.signing import webhook_headers  # noqa: E402
 
 SECRET_KEY = base64.b64decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
@@ -126,6 +128,20 @@ async def with_aiohttp(url: str, in_flight: int, seconds: float, warmup: float) 
         return await drive(post, in_flight, seconds, warmup)
 
 
+async def with_http1(url: str, in_flight: int, seconds: float, warmup: float) -> float:
+    """The worker's own client (worker/http1.py), through the egress-guarding resolver."""
+    body, headers = sample_request()
+    client = Client(GuardedResolver(parse_allow("127.0.0.1/32")), limit_per_origin=in_flight)
+    try:
+
+        async def post() -> int:
+            return (await client.post(url, body, headers, 10.0)).status
+
+        return await drive(post, in_flight, seconds, warmup)
+    finally:
+        await client.close()
+
+
 def with_wrk(url: str, connections: int, seconds: float) -> float | None:
     """The ceiling: wrk posting the same body and headers (None when wrk is missing)."""
     wrk = shutil.which("wrk")
@@ -176,6 +192,7 @@ def main() -> None:
         for name, run in (
             ("httpx.AsyncClient", with_httpx),
             ("aiohttp.ClientSession", with_aiohttp),
+            ("worker/http1.Client", with_http1),
         ):
             for in_flight in (8, 64):
                 rate = asyncio.run(run(receiver.url, in_flight, seconds, warmup))

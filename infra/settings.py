@@ -291,7 +291,9 @@ class Settings:
     secret_overlap: timedelta = timedelta(hours=24)
     # Delivery (worker)
     celery_queue: str = "crm"
-    batch_size: int = 200
+    # Six waves of CRM_MAX_IN_FLIGHT within the lease: the most one claim may take by default
+    # (domain/rules.py delivery_batch_size); fewer claims and records per delivery (issue 14).
+    batch_size: int = 384
     max_in_flight: int = 64
     lease: timedelta = timedelta(seconds=60)
     delivery_timeout: float = 10.0

@@ -1,31 +1,30 @@
 """The one HTTP call of the delivery hot path.
 
-aiohttp, not httpx, chosen by measurement (bench/http_clients.py, one loopback receiver, this
-2-core machine, shared with other work when measured): httpx.AsyncClient did 409 requests/s at
-8 in flight and 49/s at 64 (its pool slows as concurrency grows), aiohttp.ClientSession 4,253/s
-and 3,772/s (ceiling: wrk, 5,350/s). The design card's figures were ~1,270, ~290 and ~10,600/s.
-httpx stays for everything that is not this hot path (alerts, tests).
+The client is worker/http1.py's (keep-alive HTTP/1.1 on the loop's transports, httptools
+parsing), not aiohttp's since issue 14: in the drain, aiohttp's request machinery was half of a
+worker's CPU, as much as the whole raw aiohttp loop the drain is measured against
+(bench/http_clients.py compares them). Before that, aiohttp had been chosen over httpx by
+measurement: httpx.AsyncClient did 409 requests/s at 8 in flight and 49/s at 64, aiohttp 4,253/s
+and 3,772/s (wrk: 5,350/s). httpx stays for everything that is not this hot path (connectors,
+alerts, tests).
 
-Two rules live here. Redirects are never followed: aiohttp would turn a 301/302 POST into a
-body-less GET whose 200 looked like a delivery, and send the signed headers to whatever host
-`Location` names. And a request's timeout is its own: the caller holds one of the pool's slots
-before calling `post`, whose clock starts then, so time spent queueing for a connection never
-counts (aiohttp's `total` timeout would include it, and a slow receiver then turned into
-timeouts and double deliveries).
+Two rules live here. Redirects are never followed: a 301/302 POST turned into a body-less GET
+whose 200 looked like a delivery would send the signed headers to whatever host `Location`
+names. And a request's timeout is its own: the caller holds one of the dispatcher's slots before
+calling `post`, whose clock starts then, so time spent queueing for a slot never counts (a slow
+receiver would otherwise turn into timeouts and double deliveries).
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-import aiohttp
-
 from infra.egress import EgressRefused, GuardedResolver, IPNetwork, check_literal
+from worker.http1 import Client, ConnectError, ProtocolError
 
 LOCATION_EXCERPT = 300  # an untrusted header, kept short in the attempt log
 EXCERPT = 1024  # bytes of an answer kept in the attempt log
@@ -41,30 +40,22 @@ class Reply:
     retry_after: float | None = None  # seconds the receiver asked us to wait, when it said so
 
 
-def new_session(
-    max_in_flight: int, egress_allow: Sequence[IPNetwork] = ()
-) -> aiohttp.ClientSession:
-    """One pooled session per worker process; no session-wide timeout (see `post`).
+def new_session(max_in_flight: int, egress_allow: Sequence[IPNetwork] = ()) -> Client:
+    """One pooled client per worker process; no client-wide timeout (see `post`).
 
     Its resolver refuses the addresses the egress rule forbids (infra/egress.py), and the
-    connector connects to the address it returned: no second lookup.
+    client connects to the address it returned: no second lookup.
     """
-    return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(
-            limit=max_in_flight,
-            limit_per_host=max_in_flight,
-            resolver=GuardedResolver(egress_allow),
-        ),
-        # No aiohttp timeout at all: its `total` and `connect` include the wait for a pooled
-        # connection. `post` bounds the whole request once a slot is held instead.
-        timeout=aiohttp.ClientTimeout(total=None, connect=None, sock_connect=None, sock_read=None),
-        raise_for_status=False,
-        auto_decompress=False,
+    return Client(
+        GuardedResolver(egress_allow),
+        limit_per_origin=max_in_flight,
+        keep=EXCERPT,
+        limit=READ_LIMIT,
     )
 
 
 async def post(
-    session: aiohttp.ClientSession,
+    session: Client,
     url: str,
     body: bytes,
     headers: dict[str, str],
@@ -73,11 +64,10 @@ async def post(
 ) -> Reply:
     """POST once, never following a redirect, within `timeout` seconds from now.
 
-    Call it while holding one of the dispatcher's `max_in_flight` slots (the connector's
-    limit), so a connection is free at once and the timeout measures the receiver only.
-    An IP-literal host the egress rule forbids is refused here (aiohttp resolves no literal);
-    a name is checked by the session's resolver. At most READ_LIMIT bytes of an answer are
-    read, EXCERPT kept.
+    Call it while holding one of the dispatcher's `max_in_flight` slots, so the timeout
+    measures the receiver (and a connection's set-up) only, never a wait for a slot.
+    An IP-literal host the egress rule forbids is refused here; a name is checked by the
+    client's resolver. At most READ_LIMIT bytes of an answer are read, EXCERPT kept.
     """
     started = time.perf_counter()
     try:
@@ -85,35 +75,19 @@ async def post(
     except EgressRefused as exc:
         return Reply(None, None, f"connection error: egress refused: {exc.reason}", _ms(started))
     try:
-        async with asyncio.timeout(timeout):
-            async with session.post(url, data=body, headers=headers, allow_redirects=False) as resp:
-                excerpt = await _read_capped(resp)
-                status = resp.status
-                location = resp.headers.get("Location")
-                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+        answer = await session.post(url, body, headers, timeout)
     except TimeoutError:
         return Reply(None, None, "timeout", _ms(started))
-    except aiohttp.ClientConnectorError as exc:
-        return Reply(None, None, f"connection error: {exc.os_error or exc}", _ms(started))
-    except (aiohttp.ClientError, OSError) as exc:
+    except ConnectError as exc:
+        return Reply(None, None, f"connection error: {exc}", _ms(started))
+    except (ProtocolError, ValueError, OSError) as exc:
         return Reply(None, None, f"{type(exc).__name__}: {exc}", _ms(started))
-    error = None
+    status, error = answer.status, None
     if 300 <= status < 400:
+        location = answer.headers.get("location")
         error = f"redirect not followed, Location: {(location or '(none)')[:LOCATION_EXCERPT]}"
-    return Reply(status, excerpt.decode("utf-8", "replace"), error, _ms(started), retry_after)
-
-
-async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:
-    """The first EXCERPT bytes; the body is read (and dropped) up to READ_LIMIT bytes so the
-    connection can be reused, no further: a huge answer never fills the worker's memory."""
-    kept = await resp.content.read(EXCERPT)
-    left = READ_LIMIT - len(kept)
-    while left > 0 and not resp.content.at_eof():
-        chunk = await resp.content.read(min(left, 16 * 1024))
-        if not chunk:
-            break
-        left -= len(chunk)
-    return kept[:EXCERPT]
+    retry_after = parse_retry_after(answer.headers.get("retry-after"))
+    return Reply(status, answer.body.decode("utf-8", "replace"), error, _ms(started), retry_after)
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
