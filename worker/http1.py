@@ -18,6 +18,7 @@ use a proxy or cookies, retry. A request that fails or is cancelled drops its co
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import ssl
 import time
@@ -89,11 +90,15 @@ def _check_token(value: str, what: str) -> None:
         raise ValueError(f"{what} holds a space or a control character: {value!r}")
 
 
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 field-name
+_FORBIDDEN_IN_VALUE = re.compile(r"[\r\n\0]")
+
+
 def _header_block(headers: dict[str, str], length: int) -> bytes:
     lines = []
     for k, v in headers.items():
-        if "\r" in v or "\n" in v or "\r" in k or "\n" in k or ":" in k:
-            raise ValueError(f"header {k!r} holds a line break or a colon")
+        if _TOKEN.fullmatch(k) is None or _FORBIDDEN_IN_VALUE.search(v) is not None:
+            raise ValueError(f"header {k!r}: not a token name, or a line break or NUL in it")
         lines.append(f"{k}: {v}\r\n")
     lines.append(f"Content-Length: {length}\r\n\r\n")
     return "".join(lines).encode("latin-1")
@@ -109,15 +114,17 @@ class _Connection(asyncio.Protocol):
         self.waiter: asyncio.Future[Answer] | None = None
         self.closed = False
         self.idle_since = 0.0
+        self.head_read = 0  # bytes read before the (final) answer's headers ended
         self._reset()
 
     def _reset(self) -> None:
+        """Ready for an answer (a request's, or the final one after a 1xx)."""
         self.status = 0
         self.headers: dict[str, str] = {}
         self.body = bytearray()
         self.read = 0
-        self.head_read = 0
         self.headers_done = False
+        self.finished = False  # the answer was handed over: anything after it is out of step
         self.framed = False  # Content-Length or chunked: the end is known without EOF
         self.reusable = False
 
@@ -130,16 +137,21 @@ class _Connection(asyncio.Protocol):
         if self.waiter is None or self.waiter.done():
             self._drop()  # bytes nobody asked for: the connection is out of step
             return
-        if not self.headers_done:
-            self.head_read += len(data)
-            if self.head_read > HEAD_LIMIT:
-                self._fail(ProtocolError(f"answer headers over {HEAD_LIMIT} bytes"))
-                return
+        counting = not self.headers_done
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            if self.waiter is not None and not self.waiter.done():
+            if self.finished:
+                self._drop()  # more after the answer (its own read): never reused
+            else:
                 self._fail(ProtocolError(f"malformed answer: {exc}"))
+            return
+        if counting:
+            # Judged after parsing: a small head and a large body often come in one read.
+            # At most one read (256 KiB) past the limit is held while the head is incomplete.
+            self.head_read += len(data)
+            if not self.headers_done and self.head_read > HEAD_LIMIT:
+                self._fail(ProtocolError(f"answer headers over {HEAD_LIMIT} bytes"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -150,6 +162,11 @@ class _Connection(asyncio.Protocol):
                 self._fail(ProtocolError("connection closed before the answer ended"), drop=False)
 
     # httptools callbacks
+
+    def on_message_begin(self) -> None:
+        if self.finished:  # a second answer to one request, in the same read
+            self._drop()
+            raise ProtocolError("bytes after the answer")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         key = name.decode("latin-1").lower()
@@ -179,7 +196,7 @@ class _Connection(asyncio.Protocol):
 
     def _finish(self, reusable: bool) -> None:
         if self.waiter is not None and not self.waiter.done():
-            self.reusable = reusable
+            self.reusable, self.finished = reusable, True
             self.waiter.set_result(Answer(self.status, self.headers, bytes(self.body)))
         if not reusable:
             self._drop()
@@ -199,6 +216,7 @@ class _Connection(asyncio.Protocol):
         """Write the request, wait for its answer until `deadline` (the loop's clock)."""
         assert self.transport is not None
         self._reset()
+        self.head_read = 0
         self.parser = httptools.HttpResponseParser(self)
         loop = asyncio.get_running_loop()
         self.waiter = loop.create_future()
