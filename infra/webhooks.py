@@ -7,7 +7,6 @@ The worker's hot path posts with aiohttp (worker/transport.py) but signs with th
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import time
 from collections.abc import Iterable
@@ -24,7 +23,8 @@ def secret_key(secret: Secret) -> bytes:
 
 def signature(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
     signed = f"{msg_id}.{timestamp}.".encode() + body
-    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    # hmac.digest: OpenSSL's one-shot HMAC, no HMAC object per request (the delivery hot path)
+    return "v1," + base64.b64encode(hmac.digest(key, signed, "sha256")).decode()
 
 
 def webhook_headers(
