@@ -270,6 +270,12 @@ def _redis_default(broker_url: str) -> str | None:
     return base + "/1"
 
 
+# Six waves of CRM_MAX_IN_FLIGHT (64) within the default lease: fewer claims and recording
+# statements per delivery (issue 14). As a default it adapts silently to a shorter lease or
+# fewer slots (domain/rules.py delivery_batch_size); an explicit CRM_BATCH_SIZE cut logs.
+DEFAULT_BATCH_SIZE = 384
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_SQLITE_URL
@@ -291,9 +297,7 @@ class Settings:
     secret_overlap: timedelta = timedelta(hours=24)
     # Delivery (worker)
     celery_queue: str = "crm"
-    # Six waves of CRM_MAX_IN_FLIGHT within the lease: the most one claim may take by default
-    # (domain/rules.py delivery_batch_size); fewer claims and records per delivery (issue 14).
-    batch_size: int = 384
+    batch_size: int = DEFAULT_BATCH_SIZE
     max_in_flight: int = 64
     lease: timedelta = timedelta(seconds=60)
     delivery_timeout: float = 10.0

@@ -48,7 +48,7 @@ from domain.outbox.delivery import (
 )
 from domain.rules import delivery_batch_size
 from infra.egress import EgressRefused, check_url
-from infra.settings import Secret, Settings, Target, async_url
+from infra.settings import DEFAULT_BATCH_SIZE, Secret, Settings, Target, async_url
 from infra.webhooks import secret_key, webhook_headers
 from worker.alerts import send_alert
 from worker.connectors import Connectors
@@ -112,7 +112,9 @@ class Dispatcher:
             self.lease.total_seconds(),
             settings.delivery_timeout,
         )
-        if self.lease != settings.lease or self.batch_size != settings.batch_size:
+        # The default adapts silently; a CRM_BATCH_SIZE the operator chose and we cut is logged.
+        cut = self.batch_size != settings.batch_size and settings.batch_size != DEFAULT_BATCH_SIZE
+        if self.lease != settings.lease or cut:
             log.warning(
                 "claims of %d rows leased %.0f s (CRM_BATCH_SIZE %d, CRM_LEASE_SECONDS %.0f): "
                 "a claim never holds more than its lease and CRM_MAX_IN_FLIGHT can send",
