@@ -134,3 +134,34 @@ def test_0013_partitions_the_outbox_keeping_every_row_and_downgrade_gives_them_b
             " 'crm_notification_attempts'::regclass AND contype = 'f'"
         ).fetchone()
     assert fk == ("c",)  # ON DELETE CASCADE again
+
+
+def fillfactors(url: str) -> dict[str, str | None]:
+    """Each leaf partition of crm_notifications and its fillfactor option (None: the default)."""
+    with psycopg.connect(url) as conn:
+        found = conn.execute(
+            "SELECT c.relname, (SELECT o FROM unnest(c.reloptions) o WHERE o LIKE 'fillfactor=%')"
+            " FROM pg_partition_tree('crm_notifications') t JOIN pg_class c ON c.oid = t.relid"
+            " WHERE t.isleaf"
+        )
+        return dict(found.fetchall())
+
+
+def test_0014_gives_every_notifications_partition_room_for_hot_claims(db_at_0012):
+    url = db_at_0012
+    fill(url)
+    upgrade(url, "0013")
+    before = fillfactors(url)
+    assert len(before) >= 4 and set(before.values()) == {None}  # _kept and the weeks
+
+    upgrade(url, "0014")
+    assert fillfactors(url) == dict.fromkeys(before, "fillfactor=75")
+    with psycopg.connect(url) as conn:  # the attempts are never updated: left as they were
+        attempts = conn.execute(
+            "SELECT count(*) FROM pg_partition_tree('crm_notification_attempts') t"
+            " JOIN pg_class c ON c.oid = t.relid WHERE c.reloptions IS NOT NULL"
+        ).fetchone()
+        assert attempts == (0,)
+
+    command.downgrade(alembic_config(url), "0013")
+    assert fillfactors(url) == before

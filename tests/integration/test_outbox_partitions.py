@@ -77,7 +77,7 @@ def where(engine, table: str, column: str, value: str) -> set[str]:
     return {r["p"] for r in found}
 
 
-def test_beat_makes_the_current_period_and_the_next_ones_once(settings):
+def test_beat_makes_the_current_period_and_the_next_ones_once(settings, engine):
     now = utcnow() + 300 * WEEK  # periods no other test uses
     start = period_start(now, WEEK)
 
@@ -88,6 +88,18 @@ def test_beat_makes_the_current_period_and_the_next_ones_once(settings):
         covered = [p for p in partitions(settings, table) if p[1] > start]
         assert covered[:3] == [(start + k * WEEK, start + (k + 1) * WEEK) for k in range(3)]
     assert in_transaction(settings, lambda conn: ensure_partitions(conn, now, WEEK)) == []
+    # made with room for the claim's HOT update (notifications only; attempts are not updated)
+    options = {
+        r["relname"]: r["reloptions"]
+        for r in rows(
+            engine,
+            "SELECT relname, reloptions FROM pg_class WHERE relname = ANY(:names)",
+            names=made,
+        )
+    }
+    assert options == {
+        n: (["fillfactor=75"] if n.startswith("crm_notifications_p") else None) for n in made
+    }
     # a shorter period later fills only what is not covered yet
     later = now + 3 * WEEK
     made = in_transaction(settings, lambda conn: ensure_partitions(conn, later, timedelta(days=1)))
