@@ -7,10 +7,10 @@ spellings: legacy numeric IPv4 (`2130706434`, `127.1`, `0x7f.1`), IPv4-mapped IP
 (`::ffff:127.0.0.2`), NAT64 (`64:ff9b::7f00:2`) and 6to4 forms are reduced to the IPv4 address
 they reach before the check.
 
-The worker connects to the checked address itself: `GuardedResolver` is aiohttp's resolver,
-returning only allowed addresses to the connector, so there is no second lookup a DNS answer
-could change in between (DNS rebinding). aiohttp never resolves an IP literal, so the
-transport checks literal hosts with `check_literal` before the request.
+The worker connects to the checked address itself: `GuardedResolver` (an aiohttp resolver, used
+by worker/http1.py's client) returns only allowed addresses, and the client connects to exactly
+those, so there is no second lookup a DNS answer could change in between (DNS rebinding). The
+transport also checks literal hosts with `check_literal` before the request.
 """
 
 from __future__ import annotations
@@ -185,7 +185,7 @@ class GuardedResolver(AbstractResolver):
     """aiohttp resolver: resolve, drop every address the egress rule refuses, return the rest.
 
     The connector connects to exactly what this returns (no second lookup). When nothing is
-    left it raises OSError, which aiohttp reports as a connection error naming the reason.
+    left it raises OSError, which the client reports as a connection error naming the reason.
     """
 
     def __init__(self, allow: Iterable[IPNetwork] = (), inner: AbstractResolver | None = None):

@@ -64,7 +64,7 @@ WEBHOOK = TargetKind.WEBHOOK.value
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop when installed (uvicorn[standard] brings it): the aiohttp hot path is much cheaper."""
+    """uvloop when installed (uvicorn[standard] brings it): the HTTP hot path is much cheaper."""
     try:
         import uvloop
     except ImportError:
@@ -409,7 +409,7 @@ class Dispatcher:
         """A connector's host obeys the webhooks' egress rule (CRM_EGRESS_ALLOW aside): a
         broker's amqp:// or nats:// address is judged as the same host and port over http.
         The connector connects after this check, by name (a resolver pinning the checked
-        address, as aiohttp's for webhooks, is not available in aio-pika or nats-py)."""
+        address, as worker/http1.py's for webhooks, is not available in aio-pika or nats-py)."""
         assert target.url is not None
         url = target.url
         if urlsplit(url).scheme not in ("http", "https"):
