@@ -58,6 +58,7 @@ from typing import Any
 import aiohttp
 import msgspec
 import psycopg
+import redis
 from celery import Celery
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -259,8 +260,23 @@ def attempt_counts(db_url: str) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
+_kicker: Celery | None = None
+
+
+def kicker() -> Celery:
+    """One Celery client for the run, its broker connection made before any clock starts (a
+    cold one cost about 90 ms, 8 % of a 10,000-row drain; the API publishes on a warm one)."""
+    global _kicker
+    if _kicker is None:
+        _kicker = Celery("crm-bench", broker=BROKER_URL)
+        warm = f"crm-bench-warm-{uuid.uuid4().hex[:8]}"  # a queue nobody consumes, then gone
+        _kicker.send_task(DISPATCH_TASK, queue=warm, expires=1)
+        redis.Redis.from_url(BROKER_URL).delete(warm)
+    return _kicker
+
+
 def kick(queue: str, times: int) -> None:
-    celery = Celery("crm-bench", broker=BROKER_URL)
+    celery = kicker()
     for _ in range(times):
         celery.send_task(DISPATCH_TASK, queue=queue, expires=30)
 
@@ -280,6 +296,7 @@ class Drain:
 
 def drain_once(bench: Bench, queue: str, n: int) -> Drain:
     reset(bench.db_url)
+    kicker()  # connected before the clock starts
     started = insert_due(bench.db_url, n)
     kick(queue, bench.concurrency)
     finished = wait_drained(bench.db_url, timeout=max(60.0, n / 200))

@@ -90,6 +90,19 @@ def make_stack(pg_url: str, tmp_path: Path, engine) -> Iterator:  # type: ignore
         forget_guardrails(s.settings)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_sign_in_budget() -> None:
+    """Each e2e test starts with the sign-in rate limit unused. Every stack's API signs in from
+    the same test address into the same Redis store (the broker's db 1, `crm-login-attempts`):
+    its 10 sign-ins a minute (api/admin/auth.py) were otherwise shared by every test of the run,
+    which then failed with a 429 depending on how fast the tests before them ran."""
+    r = redis.Redis.from_url(f"{REDIS_URL}/1")
+    with contextlib.suppress(redis.RedisError):
+        keys = list(r.scan_iter("crm-login-attempts:*"))
+        if keys:
+            r.delete(*keys)
+
+
 def forget_guardrails(settings: Settings) -> None:
     """Drop the destinations' shared state (pauses, breakers, buckets) a test left in Redis."""
     if not settings.guard_redis_url:
