@@ -1,7 +1,7 @@
 """Standard Webhooks: signatures (v1,<base64 HMAC-SHA256 of "id.timestamp.body">) and one
 signed POST outside the delivery hot path (a destination's test ping, from the API).
 
-The worker's hot path posts with aiohttp (worker/transport.py) but signs with these functions.
+The worker's hot path posts with worker/http1.py (worker/transport.py) but signs with these functions.
 """
 
 from __future__ import annotations
